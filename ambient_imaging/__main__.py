@@ -1,0 +1,5 @@
+import sys
+
+from ambient_imaging.cli import main
+
+sys.exit(main())
