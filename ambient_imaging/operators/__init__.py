@@ -25,3 +25,37 @@ __all__ = [
     "dust_mask",
     "box_mask",
 ]
+
+# interferometry: NUFFT operators, array layouts, Earth-rotation uv-coverage
+from .interferometry import GriddedInterferometer, Interferometer  # noqa: E402
+from .nufft import nufft2d_type1, nufft2d_type2  # noqa: E402
+from .uvcoverage import ArrayLayout, UVCoverage, earth_rotation_uv, list_arrays, load_array  # noqa: E402
+
+__all__ += [
+    "Interferometer",
+    "GriddedInterferometer",
+    "nufft2d_type2",
+    "nufft2d_type1",
+    "ArrayLayout",
+    "UVCoverage",
+    "load_array",
+    "list_arrays",
+    "earth_rotation_uv",
+]
+
+# MRI: Cartesian multi-coil SENSE operator, k-space masks, coil maps
+from .espirit import birdcage_maps, espirit_maps, rss  # noqa: E402
+from .mri import MultiCoilMRI, fft2c, ifft2c  # noqa: E402
+from .mri_masks import MASK_KINDS, mask_presets, mri_mask  # noqa: E402
+
+__all__ += [
+    "MultiCoilMRI",
+    "fft2c",
+    "ifft2c",
+    "mri_mask",
+    "MASK_KINDS",
+    "mask_presets",
+    "espirit_maps",
+    "birdcage_maps",
+    "rss",
+]

@@ -1,0 +1,555 @@
+"""Radio-interferometric measurement operators: visibilities of a sky image.
+
+Convention (shared by :class:`Interferometer`, :class:`GriddedInterferometer`
+and :mod:`ambient_imaging.operators.nufft`)::
+
+    V(u, v) = Σ_{pixels} I(l, m) · exp(-2πi (u l + v m))
+
+* ``(u, v)`` are baseline coordinates in **wavelengths**; ``uv[..., 0] = u``,
+  ``uv[..., 1] = v``.
+* ``l`` runs along x (image columns, the last axis W), ``m`` along y (rows,
+  axis H). Pixel ``(i, j)`` sits at ``l = (j - W//2)·Δ``, ``m = (i - H//2)·Δ``
+  with ``Δ = pixel_scale`` in radians, so the pixel ``(H//2, W//2)`` is the
+  phase centre.
+* **No axis flip.** ``l`` increases with the column index. The astronomical
+  display convention (East to the left, i.e. ``l`` increasing to the left) is
+  a display matter: flip the image's last axis (``x.flip(-1)``) when reading or
+  writing FITS images whose RA axis increases leftwards.
+* The sum is un-normalised (no ``1/N``), so on grid points ``u = k/(WΔ)`` the
+  NUFFT path equals the centred FFT of the gridded path exactly.
+
+The sky is small (the 2-D, narrow-field approximation: the ``w`` term and
+primary beam are ignored; multiply the image by a beam model yourself).
+
+Measurement model: ``y = M ⊙ (F x) + ε`` with ``F`` the sum above at the ``M``
+uv points, ``M`` the boolean per-visibility mask (valid = unflagged and not
+padding) and ``ε`` circular complex Gaussian noise with ``E|ε_m|² = σ_m²``.
+For a real sky (``real_image=True``, the default) the adjoint is taken under
+the real inner product and returns ``Re(F^H M y)`` (see :mod:`.base`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import (
+    SubsamplingOperator,
+    check_image,
+    complex_dtype_like,
+    real_dtype_like,
+)
+from .nufft import BACKENDS, NUFFTPlan, default_eps, nufft2d_type1, nufft2d_type2
+
+__all__ = ["Interferometer", "GriddedInterferometer"]
+
+
+def _as_uv(uv: Tensor) -> Tensor:
+    if not isinstance(uv, Tensor):
+        raise TypeError(f"Interferometer: uv must be a torch.Tensor, got {type(uv).__name__}")
+    if uv.is_complex() or not uv.is_floating_point():
+        raise TypeError(f"Interferometer: uv must be a real floating tensor (wavelengths), got dtype {uv.dtype}")
+    if uv.ndim == 2:
+        uv = uv[None]
+    if uv.ndim != 3 or uv.shape[-1] != 2:
+        raise ValueError(f"Interferometer: uv must have shape (M, 2) or (B, M, 2), got {tuple(uv.shape)}")
+    if not torch.isfinite(uv).all():
+        raise ValueError("Interferometer: uv contains NaN or inf (drop or flag those visibilities first)")
+    return uv
+
+
+def _check_pixel_scale(pixel_scale: float, cls: str) -> float:
+    ps = float(pixel_scale)
+    if not (math.isfinite(ps) and ps > 0):
+        raise ValueError(f"{cls}: pixel_scale must be a positive number of radians, got {pixel_scale}")
+    return ps
+
+
+def _complex_image(x: Tensor, name: str, cls: str, shape: tuple[int, int]) -> Tensor:
+    check_image(x, name)
+    if x.shape[1] != 1 or tuple(x.shape[-2:]) != tuple(shape):
+        raise ValueError(f"{cls}: {name} must have shape (B, 1, {shape[0]}, {shape[1]}), got {tuple(x.shape)}")
+    return x
+
+
+class Interferometer(SubsamplingOperator):
+    """Visibilities of a sky image at arbitrary uv points (exact NUFFT).
+
+    Args:
+        uv: ``(M, 2)`` or ``(B, M, 2)`` baseline coordinates in wavelengths.
+        image_shape: ``(H, W)`` of the sky image.
+        pixel_scale: pixel size ``Δ`` in radians.
+        noise_sigma: visibility noise std: a float, or a tensor ``(B, M)``
+            (per visibility) / ``(B,)`` (per sample); ``E|ε|² = σ²``.
+        mask: ``(B, M)`` or ``(M,)`` bool, ``True`` for valid visibilities
+            (``False`` for flags and for padding added to stack operators of
+            different ``M``). Default: all valid.
+        weights: alternative to ``noise_sigma``: visibility weights ``w = 1/σ²``
+            (``(B, M)`` or ``(M,)``); ``w = 0`` marks a visibility invalid.
+        real_image: the sky is real (default): the adjoint returns ``Re(F^H y)``.
+        protect_shortest: rows :meth:`subsample` always keeps by default: an
+            int ``K`` (the K shortest valid baselines of each sample) or a
+            fraction in ``(0, 1)`` of the valid baselines; ``None`` protects nothing.
+        backend: ``"torch"`` (default; differentiable, any device) or
+            ``"finufft"`` (CPU only), see :mod:`.nufft`.
+        eps: NUFFT tolerance (default 1e-12 in double, 1e-6 in single precision).
+
+    Shapes: images ``(B, 1, H, W)`` (real, or complex when ``real_image=False``),
+    visibilities ``(B, M)`` complex, zero at invalid rows. The rows that
+    :meth:`subsample` draws are visibilities. Batching different coverages:
+    pad each ``uv`` to a common ``M`` (pad rows get ``mask=False``; any finite
+    uv value) before :func:`stack` — padding is the dataset's job.
+    """
+
+    _batched = ("uv", "mask")
+
+    def __init__(
+        self,
+        uv: Tensor,
+        image_shape: tuple[int, int],
+        pixel_scale: float,
+        noise_sigma: float | Tensor = 0.0,
+        mask: Tensor | None = None,
+        *,
+        weights: Tensor | None = None,
+        real_image: bool = True,
+        protect_shortest: int | float | None = None,
+        backend: str = "torch",
+        eps: float | None = None,
+    ):
+        uv = _as_uv(uv)
+        if len(image_shape) != 2 or min(int(s) for s in image_shape) < 1:
+            raise ValueError(f"Interferometer: image_shape must be (H, W), got {image_shape}")
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.pixel_scale = _check_pixel_scale(pixel_scale, "Interferometer")
+        if backend not in BACKENDS:
+            raise ValueError(f"Interferometer: backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.eps = eps
+        self.real_image = bool(real_image)
+        m = uv.shape[1]
+        if mask is None:
+            mask = torch.ones(uv.shape[:2], dtype=torch.bool, device=uv.device)
+        else:
+            mask = self._rows_tensor(mask, m, "mask")
+            if mask.dtype != torch.bool:
+                if not torch.all((mask == 0) | (mask == 1)):
+                    raise ValueError("Interferometer: mask must be boolean (or 0/1)")
+                mask = mask.bool()
+        if weights is not None:
+            if not (isinstance(noise_sigma, (int, float)) and noise_sigma == 0):
+                raise ValueError("Interferometer: give noise_sigma or weights, not both")
+            weights = self._rows_tensor(weights, m, "weights").to(torch.float64)
+            if not torch.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError("Interferometer: weights must be finite and >= 0")
+            mask = mask & (weights > 0)
+            noise_sigma = torch.where(weights > 0, weights.clamp_min(1e-300).rsqrt(), torch.zeros_like(weights))
+        self.noise_sigma = self._check_sigma(noise_sigma, m)
+        b = max(uv.shape[0], mask.shape[0])
+        for name, t in (("uv", uv), ("mask", mask)):
+            if t.shape[0] not in (1, b):
+                raise ValueError(f"Interferometer: {name} has batch {t.shape[0]}, expected 1 or {b}")
+        sig = self.noise_sigma
+        if isinstance(sig, Tensor) and sig.ndim >= 1 and sig.shape[0] not in (1, b):
+            raise ValueError(f"Interferometer: noise_sigma has batch {sig.shape[0]}, expected 1 or {b}")
+        if mask.device != uv.device:
+            raise ValueError(f"Interferometer: mask is on {mask.device} but uv is on {uv.device}")
+        self.uv = uv
+        self.mask = mask.expand(b, -1).clone() if mask.shape[0] != b else mask
+        if protect_shortest is not None:
+            p = float(protect_shortest)
+            if not (p > 0 and (p < 1 or p == int(p))):
+                raise ValueError(
+                    "Interferometer: protect_shortest must be a count >= 1 or a fraction in (0, 1), "
+                    f"got {protect_shortest}"
+                )
+        self.protect_shortest = protect_shortest
+        self._plans: dict = {}
+
+    # ---- validation helpers ------------------------------------------------------------
+    @staticmethod
+    def _rows_tensor(t: Tensor, m: int, name: str) -> Tensor:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"Interferometer: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim == 1:
+            t = t[None]
+        if t.ndim != 2 or t.shape[1] != m:
+            raise ValueError(f"Interferometer: {name} must have shape (B, {m}) or ({m},), got {tuple(t.shape)}")
+        return t
+
+    @staticmethod
+    def _check_sigma(sigma: float | Tensor, m: int) -> float | Tensor:
+        if isinstance(sigma, Tensor):
+            if sigma.is_complex():
+                raise TypeError("Interferometer: noise_sigma must be real")
+            if not torch.isfinite(sigma).all() or (sigma < 0).any():
+                raise ValueError("Interferometer: noise_sigma must be finite and >= 0")
+            if sigma.ndim == 0:
+                return float(sigma)
+            if sigma.ndim == 1 and sigma.shape[0] == m and m != 1:
+                sigma = sigma[None]
+            if sigma.ndim > 2 or (sigma.ndim == 2 and sigma.shape[1] != m):
+                raise ValueError(
+                    f"Interferometer: noise_sigma must be a float, (B,) or (B, {m}) tensor, got {tuple(sigma.shape)}"
+                )
+            return sigma
+        s = float(sigma)
+        if not (math.isfinite(s) and s >= 0):
+            raise ValueError(f"Interferometer: noise_sigma must be finite and >= 0, got {sigma}")
+        return s
+
+    @property
+    def batch_size(self) -> int:
+        return max(self.uv.shape[0], self.mask.shape[0])
+
+    @property
+    def n_vis(self) -> int:
+        """Number of visibility rows ``M`` (valid or not)."""
+        return self.uv.shape[1]
+
+    def _points(self, dtype: torch.dtype) -> Tensor:
+        """uv in cycles per pixel, ``f = u Δ`` (the NUFFT's frequencies)."""
+        return (self.uv.to(torch.float64) * self.pixel_scale).to(real_dtype_like(dtype))
+
+    def _plan(self, points: Tensor) -> NUFFTPlan | None:
+        """The cached NUFFT plan for this precision (torch backend); shared by copies that
+        keep ``uv`` (e.g. :meth:`subsample`), rebuilt when ``uv`` changes."""
+        if self.backend != "torch":
+            return None
+        eps = default_eps(points.dtype) if self.eps is None else float(self.eps)
+        key = (points.dtype, points.device, eps)
+        if key not in self._plans:
+            self._plans[key] = NUFFTPlan(self.image_shape, points, eps)
+        return self._plans[key]
+
+    def _replace(self, **changes) -> Interferometer:
+        new = super()._replace(**changes)
+        if "uv" in changes:
+            new._plans = {}
+        return new
+
+    # ---- the maths ----------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Visibilities ``(B, M)`` complex of images ``(B, 1, H, W)``; zero at invalid rows."""
+        x = _complex_image(x, "x", "Interferometer", self.image_shape)
+        self._check_input(x)
+        pts = self._points(x.dtype)
+        vis = nufft2d_type2(x[:, 0], pts, self.eps, self.backend, self._plan(pts))
+        return vis * self.mask.to(vis.device)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        """``F^H (M ⊙ y)`` as a ``(B, 1, H, W)`` image; its real part when ``real_image``."""
+        y = self._check_vis(y)
+        pts = self._points(y.dtype)
+        img = nufft2d_type1(y * self.mask, pts, self.image_shape, self.eps, self.backend, self._plan(pts))
+        img = img[:, None]
+        return img.real if self.real_image else img
+
+    def _check_vis(self, y: Tensor, name: str = "y") -> Tensor:
+        if not isinstance(y, Tensor):
+            raise TypeError(f"Interferometer: {name} must be a torch.Tensor, got {type(y).__name__}")
+        if y.ndim != 2 or y.shape[1] != self.n_vis:
+            raise ValueError(
+                f"Interferometer: {name} must be visibilities of shape (B, {self.n_vis}), got {tuple(y.shape)}"
+            )
+        if not (y.is_complex() or y.is_floating_point()):
+            raise TypeError(f"Interferometer: {name} must be complex (or float), got {y.dtype}")
+        self._check_input(y, name)
+        return y if y.is_complex() else y.to(complex_dtype_like(y.dtype))
+
+    def restrict(self, y: Tensor) -> Tensor:
+        """Zero the invalid (flagged / padding / dropped) visibilities."""
+        y = self._check_vis(y)
+        return y * self.mask
+
+    def visibility_weights(self, like: Tensor | None = None) -> Tensor:
+        """Natural weights ``w = 1/σ²`` on valid rows, 0 elsewhere, ``(B, M)``; uniform
+        ones when ``noise_sigma`` is 0 or a single number."""
+        sig = self.noise_sigma
+        dt = torch.float64 if like is None else real_dtype_like(like.dtype)
+        mask = self.mask.to(dt)
+        if isinstance(sig, Tensor) and sig.ndim == 2:
+            s = sig.to(device=mask.device, dtype=dt)
+            w = torch.where(s > 0, 1.0 / s.clamp_min(1e-300) ** 2, torch.zeros_like(s))
+            if (s == 0).all():
+                w = torch.ones_like(s)
+            return torch.broadcast_to(w, torch.broadcast_shapes(w.shape, mask.shape)) * mask
+        return mask
+
+    def measurements_to_image(self, y: Tensor) -> Tensor:
+        """The dirty image with a unit-peak dirty beam: ``A^H(w ⊙ y) / Σ w``.
+
+        ``w`` are the natural weights (:meth:`visibility_weights`), so a unit
+        point source at the phase centre gives a dirty-image peak of exactly 1
+        (for a real sky) whatever the number of visibilities.
+        """
+        y = self._check_vis(y)
+        w = self.visibility_weights(y).to(y.device)
+        norm = w.sum(dim=1).clamp_min(torch.finfo(w.dtype).tiny)
+        img = self.adjoint(y * w)
+        return img / norm.reshape(-1, 1, 1, 1)
+
+    # ---- subsampling --------------------------------------------------------------------
+    def default_keep(self) -> Tensor | None:
+        """The ``protect_shortest`` shortest valid baselines of each sample (or ``None``)."""
+        if self.protect_shortest is None:
+            return None
+        radius = self.uv.to(torch.float64).norm(dim=-1)
+        radius = torch.broadcast_to(radius, (self.batch_size, self.n_vis))
+        mask = torch.broadcast_to(self.mask, radius.shape)
+        radius = torch.where(mask, radius, torch.full_like(radius, math.inf))
+        n_valid = mask.sum(dim=1)
+        p = float(self.protect_shortest)
+        k = torch.ceil(p * n_valid).long() if p < 1 else torch.full_like(n_valid, int(p))
+        k = torch.minimum(k, n_valid)
+        order = torch.argsort(radius, dim=1, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(self.n_vis, device=order.device).expand_as(order))
+        return (rank < k[:, None]) & mask
+
+    def _with_rows(self, rows: Tensor) -> Interferometer:
+        return self._replace(mask=rows)
+
+    # ---- views for networks ---------------------------------------------------------------
+    def uv_cells(self) -> tuple[Tensor, Tensor]:
+        """Nearest cell of each visibility on the centred ``H×W`` uv grid.
+
+        Returns ``(row, col)`` long tensors ``(B_uv, M)``: cell ``(k_v + H//2,
+        k_u + W//2)`` with ``k_u = round(u Δ W)``, ``k_v = round(v Δ H)`` — the grid
+        of :class:`GriddedInterferometer`. Points beyond the grid give
+        indices outside ``[0, H) × [0, W)``.
+        """
+        h, w = self.image_shape
+        f = self.uv.to(torch.float64) * self.pixel_scale
+        col = torch.round(f[..., 0] * w).long() + w // 2
+        row = torch.round(f[..., 1] * h).long() + h // 2
+        return row, col
+
+    def mask_channels(self) -> Tensor:
+        """uv sampling density on the ``H×W`` uv grid, ``(B, 1, H, W)`` float in [0, 1].
+
+        ``log(1 + count) / max`` per sample, counting valid visibilities per
+        cell (nearest cell, :meth:`uv_cells`); for a real sky each visibility
+        also counts at ``(-u, -v)`` (where it is measured too, by conjugate
+        symmetry). Points beyond the grid's Nyquist extent are not shown.
+        """
+        h, w = self.image_shape
+        b = self.batch_size
+        row, col = (torch.broadcast_to(t, (b, self.n_vis)) for t in self.uv_cells())
+        valid = torch.broadcast_to(self.mask, (b, self.n_vis))
+        rows, cols, vals = [row], [col], [valid]
+        if self.real_image:
+            rows.append(2 * (h // 2) - row)
+            cols.append(2 * (w // 2) - col)
+            vals.append(valid)
+        row, col, valid = torch.cat(rows, 1), torch.cat(cols, 1), torch.cat(vals, 1)
+        inside = valid & (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        flat = torch.where(inside, row * w + col, torch.zeros_like(row))
+        count = torch.zeros(b, h * w, dtype=torch.float32, device=self.uv.device)
+        count.scatter_add_(1, flat, inside.float())
+        dens = torch.log1p(count)
+        dens = dens / dens.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        return dens.reshape(b, 1, h, w)
+
+    # ---- gridded fast path --------------------------------------------------------------------
+    def to_gridded(self, include_conjugate: bool = False) -> GriddedInterferometer:
+        """The nearest-cell :class:`GriddedInterferometer` of this coverage.
+
+        Each valid visibility moves to its nearest uv cell (:meth:`uv_cells`);
+        the noise of a cell is the inverse-variance combination of the
+        visibilities in it (``σ_cell = σ/√n`` for equal σ). With
+        ``include_conjugate=True`` the cell at ``(-u, -v)`` is marked too (it is
+        measured by conjugate symmetry for a real sky; for even sizes the
+        Nyquist row/column has no mirror and is skipped). Raises ``ValueError``
+        for points beyond the grid's Nyquist extent ``|u|, |v| > 1/(2Δ)``.
+        """
+        h, w = self.image_shape
+        nyq = 0.5 / self.pixel_scale
+        valid_any = torch.broadcast_to(self.mask, (self.batch_size, self.n_vis))
+        uv = torch.broadcast_to(self.uv, (self.batch_size, self.n_vis, 2))
+        over = (uv.abs() > nyq * (1 + 1e-12)).any(-1) & valid_any
+        if over.any():
+            worst = float(uv[over].abs().max())
+            raise ValueError(
+                f"Interferometer.to_gridded: {int(over.sum())} visibilities lie beyond the grid's Nyquist extent "
+                f"|u|,|v| <= 1/(2*pixel_scale) = {nyq:.6g} wavelengths (max {worst:.6g}); "
+                "use a smaller pixel_scale or keep the NUFFT operator"
+            )
+        b = self.batch_size
+        row, col = (torch.broadcast_to(t, (b, self.n_vis)) for t in self.uv_cells())
+        row, col = row % h, col % w  # a point exactly at +1/(2Δ) aliases to -1/(2Δ) (same sum)
+        flat = row * w + col
+        sig = self.noise_sigma
+        dev = self.uv.device
+        valid = valid_any.to(torch.float64)
+        count = torch.zeros(b, h * w, dtype=torch.float64, device=dev).scatter_add_(1, flat, valid)
+        if isinstance(sig, Tensor) and sig.ndim == 2:
+            s = torch.broadcast_to(sig.to(device=dev, dtype=torch.float64), (b, self.n_vis))
+            inv = torch.where(s > 0, 1.0 / s.clamp_min(1e-300) ** 2, torch.full_like(s, math.inf)) * valid
+            inv = torch.nan_to_num(inv, nan=0.0)
+            prec = torch.zeros_like(count).scatter_add_(1, flat, inv)
+            cell_sigma: float | Tensor = torch.where(prec > 0, prec.rsqrt(), torch.zeros_like(prec))
+            cell_sigma = cell_sigma.reshape(b, 1, h, w)
+        elif isinstance(sig, Tensor) or float(sig) > 0:
+            s = torch.as_tensor(sig, dtype=torch.float64, device=dev).reshape(-1, 1)
+            cell_sigma = (s / count.clamp_min(1).sqrt()).reshape(b, 1, h, w) * (count > 0).reshape(b, 1, h, w)
+        else:
+            cell_sigma = 0.0
+        mask = (count > 0).reshape(b, 1, h, w)
+        if include_conjugate:
+            mask, cell_sigma = _add_conjugate_cells(mask, cell_sigma)
+        return GriddedInterferometer(mask, self.pixel_scale, cell_sigma, real_image=self.real_image)
+
+    # ---- bookkeeping --------------------------------------------------------------------------
+    def _stack(self, ops: list[Interferometer]) -> Interferometer:
+        """:func:`~.base.stack` support: same image grid, same ``M`` (pad first)."""
+        first = ops[0]
+        for op in ops[1:]:
+            if (op.image_shape, op.pixel_scale, op.real_image, op.backend) != (
+                first.image_shape, first.pixel_scale, first.real_image, first.backend
+            ):
+                raise ValueError("stack: Interferometers must share image_shape, pixel_scale, real_image and backend")
+            if op.n_vis != first.n_vis:
+                raise ValueError(
+                    f"stack: Interferometers have {first.n_vis} and {op.n_vis} visibilities; pad to a common M "
+                    "(padding rows with mask=False) before stacking"
+                )
+        uv = torch.cat([torch.broadcast_to(o.uv, (o.batch_size, o.n_vis, 2)) for o in ops])
+        mask = torch.cat([torch.broadcast_to(o.mask, (o.batch_size, o.n_vis)) for o in ops])
+        sigmas = [o.noise_sigma for o in ops]
+        if all(not isinstance(s, Tensor) for s in sigmas) and len({float(s) for s in sigmas}) == 1:
+            sigma: float | Tensor = float(sigmas[0])
+        else:
+            parts = []
+            for o, s in zip(ops, sigmas, strict=True):
+                t = torch.as_tensor(s, dtype=torch.float64, device=uv.device)
+                t = t.reshape(-1, 1) if t.ndim <= 1 else t
+                parts.append(torch.broadcast_to(t, (o.batch_size, o.n_vis)))
+            sigma = torch.cat(parts)
+        return first._replace(uv=uv, mask=mask, noise_sigma=sigma)
+
+    def __repr__(self) -> str:
+        return (
+            f"Interferometer(batch={self.batch_size}, M={self.n_vis}, image_shape={self.image_shape}, "
+            f"pixel_scale={self.pixel_scale:.4g} rad, backend={self.backend!r})"
+        )
+
+
+def _add_conjugate_cells(mask: Tensor, sigma: float | Tensor) -> tuple[Tensor, float | Tensor]:
+    """Mark cell ``-k`` wherever ``k`` is measured (centred grid; the Nyquist row/column
+    of an even size has no mirror and is left as is). Cells measured both ways keep
+    their own sigma."""
+    h, w = mask.shape[-2:]
+    mirror = torch.zeros_like(mask)
+    # centred index c = i - h//2  ->  -c = (h - i) - h//2 + ... ; for i in [i0, h) with i0 = 1 if h even else 0
+    i0, j0 = (1 if h % 2 == 0 else 0), (1 if w % 2 == 0 else 0)
+    mirror[..., i0:, j0:] = mask[..., i0:, j0:].flip(-2, -1)
+    new_mask = mask | mirror
+    if isinstance(sigma, Tensor):
+        ms = torch.zeros_like(sigma)
+        ms[..., i0:, j0:] = sigma[..., i0:, j0:].flip(-2, -1)
+        sigma = torch.where(mask, sigma, ms)
+    return new_mask, sigma
+
+
+class GriddedInterferometer(SubsamplingOperator):
+    """FFT fast path: visibilities on the ``H×W`` uv grid, ``y = M ⊙ F_c x + ε``.
+
+    ``F_c`` is the centred, un-normalised 2-D DFT
+    ``Y[k_v, k_u] = Σ x[i, j] exp(-2πi (k_u (j-W//2)/W + k_v (i-H//2)/H))`` with the
+    zero frequency at index ``(H//2, W//2)``; cell ``(r, c)`` is the uv point
+    ``u = (c - W//2)/(WΔ)``, ``v = (r - H//2)/(HΔ)``, where :class:`Interferometer`
+    gives exactly the same value.
+
+    Args:
+        uv_mask: ``(B, 1, H, W)`` (or ``(H, W)``) bool, measured uv cells; rows are cells.
+        pixel_scale: pixel size ``Δ`` in radians (sets the uv coordinates of the cells).
+        noise_sigma: float, ``(B,)`` or ``(B, 1, H, W)`` per-cell std.
+        real_image: the sky is real (default): the adjoint returns the real part.
+
+    Measured cells ``k`` and ``-k`` of a real sky carry conjugate (redundant)
+    values; the mask is used as given (see :meth:`Interferometer.to_gridded`).
+    """
+
+    _batched = ("mask",)
+
+    def __init__(
+        self, uv_mask: Tensor, pixel_scale: float, noise_sigma: float | Tensor = 0.0, *, real_image: bool = True
+    ):
+        if not isinstance(uv_mask, Tensor):
+            raise TypeError(f"GriddedInterferometer: uv_mask must be a torch.Tensor, got {type(uv_mask).__name__}")
+        if uv_mask.ndim == 2:
+            uv_mask = uv_mask[None, None]
+        if uv_mask.ndim != 4 or uv_mask.shape[1] != 1:
+            raise ValueError(f"GriddedInterferometer: uv_mask must have shape (B, 1, H, W), got {tuple(uv_mask.shape)}")
+        if uv_mask.dtype != torch.bool:
+            if uv_mask.is_complex() or not torch.all((uv_mask == 0) | (uv_mask == 1)):
+                raise ValueError("GriddedInterferometer: uv_mask must be boolean (or 0/1)")
+            uv_mask = uv_mask.bool()
+        self.mask = uv_mask
+        self.pixel_scale = _check_pixel_scale(pixel_scale, "GriddedInterferometer")
+        if isinstance(noise_sigma, Tensor):
+            if not torch.isfinite(noise_sigma).all() or (noise_sigma < 0).any():
+                raise ValueError("GriddedInterferometer: noise_sigma must be finite and >= 0")
+            if noise_sigma.ndim == 0:
+                noise_sigma = float(noise_sigma)
+        elif not (math.isfinite(float(noise_sigma)) and float(noise_sigma) >= 0):
+            raise ValueError(f"GriddedInterferometer: noise_sigma must be finite and >= 0, got {noise_sigma}")
+        self.noise_sigma = noise_sigma
+        self.real_image = bool(real_image)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return (self.mask.shape[-2], self.mask.shape[-1])
+
+    def uv_grid(self) -> Tensor:
+        """uv coordinates (wavelengths) of the cells, ``(H, W, 2)`` with ``[..., 0] = u``."""
+        h, w = self.image_shape
+        u = (torch.arange(w, dtype=torch.float64) - w // 2) / (w * self.pixel_scale)
+        v = (torch.arange(h, dtype=torch.float64) - h // 2) / (h * self.pixel_scale)
+        return torch.stack(torch.broadcast_tensors(u[None, :], v[:, None]), dim=-1).to(self.mask.device)
+
+    def _m(self, t: Tensor) -> Tensor:
+        return self.mask.to(real_dtype_like(t.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _complex_image(x, "x", "GriddedInterferometer", self.image_shape)
+        self._check_input(x)
+        y = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1))), dim=(-2, -1))
+        return y * self._m(y)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        y = self._check_grid(y)
+        h, w = self.image_shape
+        z = torch.fft.ifftshift(y * self._m(y), dim=(-2, -1))
+        x = torch.fft.fftshift(torch.fft.ifft2(z), dim=(-2, -1)) * (h * w)
+        return x.real if self.real_image else x
+
+    def _check_grid(self, y: Tensor, name: str = "y") -> Tensor:
+        if not isinstance(y, Tensor):
+            raise TypeError(f"GriddedInterferometer: {name} must be a torch.Tensor, got {type(y).__name__}")
+        h, w = self.image_shape
+        if y.ndim != 4 or y.shape[1] != 1 or tuple(y.shape[-2:]) != (h, w):
+            raise ValueError(f"GriddedInterferometer: {name} must have shape (B, 1, {h}, {w}), got {tuple(y.shape)}")
+        self._check_input(y, name)
+        return y if y.is_complex() else y.to(complex_dtype_like(y.dtype))
+
+    def restrict(self, y: Tensor) -> Tensor:
+        y = self._check_grid(y)
+        return y * self._m(y)
+
+    def measurements_to_image(self, y: Tensor) -> Tensor:
+        """Dirty image with a unit-peak dirty beam: ``A^H y / (number of measured cells)``
+        (uniform weights)."""
+        n = self.mask.reshape(self.mask.shape[0], -1).sum(1).clamp_min(1).to(real_dtype_like(y.dtype))
+        return self.adjoint(y) / n.reshape(-1, 1, 1, 1)
+
+    def mask_channels(self) -> Tensor:
+        """The uv-cell mask as float ``(B, 1, H, W)``."""
+        return self.mask.float()
+
+    def __repr__(self) -> str:
+        cells = self.n_rows.tolist()
+        return f"GriddedInterferometer(batch={self.batch_size}, image_shape={self.image_shape}, cells={cells})"
