@@ -51,11 +51,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = bench_mri.run(device=args.device) + bench_interferometry.run(device=args.device)
+    groups = {
+        "MultiCoilMRI vs sigpy (target ratio <= 1.0)": bench_mri.run(device=args.device),
+        "Interferometer: torch NUFFT vs finufft vs direct DFT": bench_interferometry.run(device=args.device),
+    }
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"# Operator benchmark\n\n`python benchmarks/operators.py --device {args.device}`"
-        f" — {stamp} — {_machine(args.device)}\n\n{table(rows)}\n"
+        f" — {stamp} — {_machine(args.device)}\n\n"
+        + "\n".join(f"## {title}\n\n{table(rows)}\n" for title, rows in groups.items())
     )
     print(text)
     out = Path(args.out)

@@ -370,6 +370,16 @@ def test_earth_rotation_uv_errors():
     assert cov.n_vis == 0
 
 
+def test_auto_backend_agrees_with_torch():
+    op_auto = Interferometer(_uv(200), (16, 16), PIX)
+    op_torch = Interferometer(_uv(200), (16, 16), PIX, backend="torch")
+    assert op_auto.backend == "auto"
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    ya, yt = op_auto(x), op_torch(x)
+    assert torch.linalg.vector_norm(ya - yt) / torch.linalg.vector_norm(yt) < 1e-10
+    assert dot_product_test(op_auto, (2, 1, 16, 16), torch.float64) < 1e-10
+
+
 def test_coverage_to_interferometer_end_to_end():
     cov = earth_rotation_uv(load_array("vla_d"), 40.0, (-4, 4), n_times=8, frequency_hz=1.4e9)
     pix = cov.nyquist_pixel_scale()
@@ -380,7 +390,7 @@ def test_coverage_to_interferometer_end_to_end():
 
 
 def test_plan_cache_shared_by_subsample_and_reset_by_new_uv():
-    op = Interferometer(_uv(80), (12, 12), PIX, protect_shortest=5)
+    op = Interferometer(_uv(80), (12, 12), PIX, protect_shortest=5, backend="torch")
     x = torch.randn(1, 1, 12, 12, dtype=torch.float64)
     y = op(x)
     assert len(op._plans) == 1

@@ -43,6 +43,13 @@ from .base import (
 )
 from .nufft import BACKENDS, NUFFTPlan, default_eps, nufft2d_type1, nufft2d_type2
 
+try:  # finufft is a dependency, but keep the torch path usable without it
+    import finufft as _finufft  # noqa: F401
+
+    _HAVE_FINUFFT = True
+except ImportError:  # pragma: no cover
+    _HAVE_FINUFFT = False
+
 __all__ = ["Interferometer", "GriddedInterferometer"]
 
 
@@ -92,8 +99,10 @@ class Interferometer(SubsamplingOperator):
         protect_shortest: rows :meth:`subsample` always keeps by default: an
             int ``K`` (the K shortest valid baselines of each sample) or a
             fraction in ``(0, 1)`` of the valid baselines; ``None`` protects nothing.
-        backend: ``"torch"`` (default; differentiable, any device) or
-            ``"finufft"`` (CPU only), see :mod:`.nufft`.
+        backend: ``"auto"`` (default: finufft for CPU tensors — 2-5x faster
+            there, see ``benchmarks/results/operators.md`` — and the torch NUFFT
+            on GPUs), ``"torch"`` (any device) or ``"finufft"`` (CPU only); all
+            are differentiable and agree to the NUFFT tolerance, see :mod:`.nufft`.
         eps: NUFFT tolerance (default 1e-12 in double, 1e-6 in single precision).
 
     Shapes: images ``(B, 1, H, W)`` (real, or complex when ``real_image=False``),
@@ -116,7 +125,7 @@ class Interferometer(SubsamplingOperator):
         weights: Tensor | None = None,
         real_image: bool = True,
         protect_shortest: int | float | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         eps: float | None = None,
     ):
         uv = _as_uv(uv)
@@ -124,8 +133,8 @@ class Interferometer(SubsamplingOperator):
             raise ValueError(f"Interferometer: image_shape must be (H, W), got {image_shape}")
         self.image_shape = (int(image_shape[0]), int(image_shape[1]))
         self.pixel_scale = _check_pixel_scale(pixel_scale, "Interferometer")
-        if backend not in BACKENDS:
-            raise ValueError(f"Interferometer: backend must be one of {BACKENDS}, got {backend!r}")
+        if backend not in BACKENDS + ("auto",):
+            raise ValueError(f"Interferometer: backend must be one of {BACKENDS + ('auto',)}, got {backend!r}")
         self.backend = backend
         self.eps = eps
         self.real_image = bool(real_image)
@@ -213,10 +222,16 @@ class Interferometer(SubsamplingOperator):
         """uv in cycles per pixel, ``f = u Δ`` (the NUFFT's frequencies)."""
         return (self.uv.to(torch.float64) * self.pixel_scale).to(real_dtype_like(dtype))
 
+    def _backend(self, device: torch.device) -> str:
+        """The NUFFT backend used for tensors on ``device`` (resolves ``"auto"``)."""
+        if self.backend != "auto":
+            return self.backend
+        return "finufft" if device.type == "cpu" and _HAVE_FINUFFT else "torch"
+
     def _plan(self, points: Tensor) -> NUFFTPlan | None:
         """The cached NUFFT plan for this precision (torch backend); shared by copies that
         keep ``uv`` (e.g. :meth:`subsample`), rebuilt when ``uv`` changes."""
-        if self.backend != "torch":
+        if self._backend(points.device) != "torch":
             return None
         eps = default_eps(points.dtype) if self.eps is None else float(self.eps)
         key = (points.dtype, points.device, eps)
@@ -236,14 +251,16 @@ class Interferometer(SubsamplingOperator):
         x = _complex_image(x, "x", "Interferometer", self.image_shape)
         self._check_input(x)
         pts = self._points(x.dtype)
-        vis = nufft2d_type2(x[:, 0], pts, self.eps, self.backend, self._plan(pts))
+        vis = nufft2d_type2(x[:, 0], pts, self.eps, self._backend(pts.device), self._plan(pts))
         return vis * self.mask.to(vis.device)
 
     def adjoint(self, y: Tensor) -> Tensor:
         """``F^H (M ⊙ y)`` as a ``(B, 1, H, W)`` image; its real part when ``real_image``."""
         y = self._check_vis(y)
         pts = self._points(y.dtype)
-        img = nufft2d_type1(y * self.mask, pts, self.image_shape, self.eps, self.backend, self._plan(pts))
+        img = nufft2d_type1(
+            y * self.mask, pts, self.image_shape, self.eps, self._backend(pts.device), self._plan(pts)
+        )
         img = img[:, None]
         return img.real if self.real_image else img
 
