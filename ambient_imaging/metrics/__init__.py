@@ -1,0 +1,24 @@
+"""Metrics: image quality (fastMRI conventions), calibration, memorisation, held-out denoising error."""
+
+from .calibration import coverage, interval_coverage, z_scores
+from .denoising import SIGMA_GRID, heldout_denoising_error
+from .image import center_crop, nmse, psnr, slice_metrics, ssim, to_magnitude, volume_metrics
+from .memorization import MemorizationReport, memorization, nearest_neighbors
+
+__all__ = [
+    "nmse",
+    "psnr",
+    "ssim",
+    "center_crop",
+    "to_magnitude",
+    "slice_metrics",
+    "volume_metrics",
+    "coverage",
+    "interval_coverage",
+    "z_scores",
+    "memorization",
+    "nearest_neighbors",
+    "MemorizationReport",
+    "heldout_denoising_error",
+    "SIGMA_GRID",
+]

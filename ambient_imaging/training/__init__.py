@@ -1,0 +1,48 @@
+"""Training diffusion priors from corrupted measurements: losses, the trainer, checkpoints, priors.
+
+Main entry points:
+
+* :class:`TrainConfig` — the run settings (TOML/YAML + CLI flags);
+* :func:`train` — build data, network and loss from a config and train
+  (what ``ambient-imaging train`` runs); :class:`Trainer` for custom pieces;
+* :func:`load_prior` — the trained denoiser and its metadata from a run directory;
+* the losses (:mod:`.losses`) and the noise-level distribution (:mod:`.sigma`).
+"""
+
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from .config import TrainConfig
+from .data import ResumableBatchSampler, TrainingData, build_training_data
+from .distributed import DistContext, init_distributed
+from .losses import AmbientLoss, AmbientTweedieLoss, ConsistencyLoss, NaiveLoss, OracleLoss
+from .prior import Prior, load_prior
+from .sigma import LogNormalSigma, edm_weight, sample_sigma
+from .trainer import NonFiniteLossError, Trainer, TrainResult, build_loss, build_network, seed_everything, train
+
+__all__ = [
+    "AmbientLoss",
+    "AmbientTweedieLoss",
+    "ConsistencyLoss",
+    "OracleLoss",
+    "NaiveLoss",
+    "LogNormalSigma",
+    "edm_weight",
+    "sample_sigma",
+    "TrainConfig",
+    "Trainer",
+    "TrainResult",
+    "NonFiniteLossError",
+    "train",
+    "build_network",
+    "build_loss",
+    "seed_everything",
+    "load_prior",
+    "Prior",
+    "CheckpointError",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "ResumableBatchSampler",
+    "TrainingData",
+    "build_training_data",
+    "DistContext",
+    "init_distributed",
+]

@@ -1,0 +1,326 @@
+"""One entry point: measurements + operator (+ prior) → samples, mean, std, data fidelity.
+
+:func:`reconstruct` checks that the prior fits the measurements (operator
+family, real/complex, channels), brings the measurements to the prior's
+units (the normalisation rule stored with the prior), runs a sampler or a
+classical baseline, and returns the result in the file's units with its data
+fidelity. :func:`sample` draws unconditional samples from a prior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ambient_imaging.operators import ComposedOperator, GaussianNoise, LinearOperator, PixelMask
+from ambient_imaging.operators.base import ScaledOperator, expand_sigma
+
+from .baselines import RMLTV, SENSE, L1Wavelet, ZeroFilled
+from .denoiser import Reconstruction
+from .dps import ADPS
+from .mmps import MMPS
+from .posterior import PosteriorSampler
+from .unconditional import EDMSampler, TruncatedSampler
+
+__all__ = [
+    "reconstruct",
+    "sample",
+    "data_fidelity",
+    "operator_family",
+    "check_prior",
+    "Normalisation",
+    "normalisation",
+    "BASELINES",
+    "robust_scale",
+    "check_measurements",
+]
+
+#: classical methods: they need no prior
+BASELINES = (ZeroFilled, SENSE, L1Wavelet, RMLTV)
+
+_FAMILY_WORDS = {
+    "mri": "multi-coil MRI k-space",
+    "interferometry": "interferometric visibilities",
+    "mask": "masked images (inpainting)",
+    "noise": "noisy images (denoising)",
+}
+
+
+def operator_family(op: LinearOperator) -> str:
+    """``"mri"``, ``"interferometry"``, ``"mask"`` or ``"noise"`` (what a prior's ``family`` names)."""
+    if isinstance(op, ComposedOperator):
+        sub = op._sub()
+        if sub is not None:
+            return operator_family(sub)
+        return operator_family(op.inner) if not isinstance(op.inner, GaussianNoise) else "noise"
+    if isinstance(op, ScaledOperator):
+        return operator_family(op.op)
+    if hasattr(op, "sens_maps"):
+        return "mri"
+    if hasattr(op, "pixel_scale"):
+        return "interferometry"
+    if isinstance(op, PixelMask):
+        return "mask"
+    if isinstance(op, GaussianNoise):
+        return "noise"
+    return type(op).__name__
+
+
+def _compatible(prior_family: str, op_family: str) -> bool:
+    image_domain = {"mask", "noise"}
+    if prior_family in image_domain:
+        return op_family in image_domain
+    return prior_family == op_family
+
+
+def check_prior(prior: Any, y: Tensor, op: LinearOperator) -> None:
+    """Raise a clear error unless ``prior`` can reconstruct measurements ``y`` of ``op``."""
+    fam = operator_family(op)
+    if not _compatible(prior.family, fam):
+        raise ValueError(
+            f"this prior was trained on {_FAMILY_WORDS.get(prior.family, prior.family)} (family "
+            f"{prior.family!r}) and cannot reconstruct {_FAMILY_WORDS.get(fam, fam)}; use a prior trained "
+            f"for {fam!r} data, or a classical method (zero-filled, sense, l1-wavelet)"
+        )
+    with torch.no_grad():
+        tmpl = op.adjoint(y)
+    if tmpl.is_complex() != bool(prior.is_complex):
+        kinds = ("complex", "real")
+        raise TypeError(
+            f"the prior takes {kinds[0] if prior.is_complex else kinds[1]} images but these measurements give "
+            f"{kinds[0] if tmpl.is_complex() else kinds[1]} images"
+        )
+    c = int(prior.image_shape[0])
+    if c and tmpl.shape[1] != c:
+        raise ValueError(f"the prior takes {c}-channel images but these measurements give {tmpl.shape[1]} channels")
+
+
+# --------------------------------------------------------------------------- units
+def _with_noise_factor(op: LinearOperator, factor: Tensor | float) -> LinearOperator:
+    """Copy of ``op`` whose noise std is multiplied by ``factor`` (a float or per-sample ``(B,)``)."""
+    if isinstance(op, ComposedOperator):  # the noise is the outer operator's
+        return ComposedOperator(_with_noise_factor(op.outer, factor), op.inner)
+    if isinstance(op, ScaledOperator):
+        return ScaledOperator(_with_noise_factor(op.op, factor), op.scale)
+    sig = op.noise_sigma
+    if isinstance(factor, Tensor):
+        f = factor.to(dtype=torch.float64)
+        if isinstance(sig, Tensor) and sig.ndim >= 1:
+            f = f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1)))
+            return op._replace(noise_sigma=sig * f)
+        return op._replace(noise_sigma=(float(sig) if not isinstance(sig, Tensor) else sig) * f.to(op.device or "cpu"))
+    return op._replace(noise_sigma=sig * factor)
+
+
+@dataclasses.dataclass
+class Normalisation:
+    """Measurements in the prior's units: ``x_prior = (x_file − offset) / scale`` per sample."""
+
+    scale: Tensor  # (B,)
+    offset: float = 0.0
+
+    def to_prior(self, y: Tensor, op: LinearOperator) -> tuple[Tensor, LinearOperator]:
+        s = self.scale.to(device=y.device)
+        yb = y - self.offset * op.forward(torch.ones_like(op.adjoint(y))) if self.offset else y
+        yp = yb / s.reshape(-1, *([1] * (y.ndim - 1))).to(yb.real.dtype)
+        return op.restrict(yp), _with_noise_factor(op, 1.0 / self.scale)
+
+    def to_file(self, rec: Reconstruction) -> Reconstruction:
+        out = rec.scaled(self.scale)
+        if self.offset:
+            out.samples = out.samples + self.offset
+        return out
+
+
+def normalisation(prior: Any, y: Tensor, op: LinearOperator, scale: Tensor | None = None) -> Normalisation:
+    """The normalisation the prior was trained with, read from ``prior.scale_rule``.
+
+    * a rule mapping images to ``[-1, 1]`` (image priors on ``[0, 1]`` data):
+      ``x_prior = 2 x − 1``;
+    * a rule naming ``measurement_scale`` (MRI): ``x_prior = x / s`` with ``s`` from
+      :func:`robust_scale` (``datasets.normalize.measurement_scale``);
+    * a rule scaling to the ``peak`` (sky images): ``s`` = the peak of the dirty image
+      (unit-peak beam, ``op.measurements_to_image``);
+    * anything else: the identity. An explicit ``scale`` ``(B,)`` overrides the rule.
+    """
+    b = y.shape[0]
+    if scale is not None:
+        return Normalisation(torch.as_tensor(scale, dtype=torch.float64).reshape(-1).expand(b).clone())
+    rule = str(getattr(prior, "scale_rule", "none")).replace(" ", "")
+    if "[-1,1]" in rule:
+        return Normalisation(torch.full((b,), 0.5, dtype=torch.float64), offset=0.5)
+    if "measurement_scale" in rule:
+        return Normalisation(robust_scale(y, op))
+    if "peak" in rule:
+        with torch.no_grad():
+            peak = op.measurements_to_image(y).abs().reshape(b, -1).amax(1).to("cpu", torch.float64)
+        return Normalisation(torch.where(peak > 0, peak, torch.ones_like(peak)))
+    return Normalisation(torch.ones(b, dtype=torch.float64))
+
+
+def robust_scale(y: Tensor, op: LinearOperator) -> Tensor:
+    """Per-measurement scale ``(B,)`` making images O(1): ``datasets.normalize.measurement_scale``
+    when available, else the 99th percentile of ``|A^H y|`` (the zero-filled / dirty image)."""
+    try:
+        from ambient_imaging.datasets.normalize import measurement_scale
+    except ImportError:
+        with torch.no_grad():
+            img = op.measurements_to_image(y).abs().reshape(y.shape[0], -1).to(torch.float64)
+        s = torch.quantile(img, 0.99, dim=1)
+    else:
+        s = torch.as_tensor(measurement_scale(y, op)).detach().reshape(-1).to(torch.float64)
+    s = s.cpu()
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+def check_measurements(y: Tensor, op: LinearOperator) -> None:
+    """One clear error when ``y`` does not fit ``op`` (coil count, sizes, batch, NaN)."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"measurements must be a torch.Tensor, got {type(y).__name__}")
+    if not torch.all(torch.isfinite(y)):
+        raise ValueError("the measurements contain NaN or Inf")
+    if op.batch_size not in (1, y.shape[0]):
+        raise ValueError(f"the operator holds {op.batch_size} elements but there are {y.shape[0]} measurements")
+    try:
+        with torch.no_grad():
+            op.adjoint(y)
+    except RuntimeError as err:
+        maps = getattr(op, "sens_maps", None)
+        what = f" (the operator has {maps.shape[1]} coils of {tuple(maps.shape[-2:])})" if maps is not None else ""
+        raise ValueError(f"measurements of shape {tuple(y.shape)} do not fit {op!r}{what}: {err}") from err
+
+
+# --------------------------------------------------------------------------- fidelity
+def data_fidelity(x: Tensor, y: Tensor, op: LinearOperator) -> dict[str, list[float]]:
+    """How well images ``x`` (B, C, H, W) explain ``y``, per measurement.
+
+    ``residual_rel = ‖A x − y‖ / ‖y‖`` and the reduced chi-square
+    ``χ²_red = Σ |A x − y|² / σ² / n`` over the ``n`` measured entries (``E|ε|² = σ²``,
+    so χ²_red ≈ 1 for a fit at the noise level; NaN when ``noise_sigma`` is 0).
+    """
+    with torch.no_grad():
+        r = op.restrict(op.forward(x) - y)
+        b = r.shape[0]
+        rr = r.abs().reshape(b, -1) ** 2
+        yn = (y.abs().reshape(b, -1) ** 2).sum(1).clamp_min(1e-300)
+        out = {"residual_rel": (rr.sum(1) / yn).sqrt().tolist()}
+        sig = op.noise_sigma
+        if isinstance(sig, (int, float)) and sig == 0:
+            out["chi2_red"] = [math.nan] * b
+            return out
+        s = expand_sigma(sig, r)
+        s = torch.as_tensor(s, dtype=rr.dtype, device=r.device)
+        s2 = torch.broadcast_to(s, r.shape).reshape(b, -1) ** 2
+        support = op.restrict(torch.ones_like(y)).abs().reshape(b, -1) > 0
+        valid = support & (s2 > 0)
+        chi = torch.where(valid, rr / s2.clamp_min(1e-300), torch.zeros_like(rr)).sum(1)
+        out["chi2_red"] = (chi / valid.sum(1).clamp_min(1)).tolist()
+        return out
+
+
+# --------------------------------------------------------------------------- entry points
+def _fit_sigma_range(method: Any, prior: Any) -> Any:
+    """Keep the sampler inside the σ range the prior was trained for (Tweedie priors stop at σ_n)."""
+    if not dataclasses.is_dataclass(method) or not hasattr(method, "sigma_min"):
+        return method
+    lo = max(float(method.sigma_min), float(getattr(prior, "sigma_min", 0.0)))
+    hi = min(float(method.sigma_max), float(getattr(prior, "sigma_max", math.inf)))
+    return dataclasses.replace(method, sigma_min=lo, sigma_max=max(hi, lo))
+
+
+def reconstruct(
+    y: Tensor,
+    op: LinearOperator,
+    prior: Any | None = None,
+    method: PosteriorSampler | ZeroFilled | SENSE | L1Wavelet | RMLTV | None = None,
+    *,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+    scale: Tensor | None = None,
+) -> Reconstruction:
+    """Reconstruct measurements ``y = A x + ε`` (``B`` of them, in the file's units).
+
+    Args:
+        y: measurements ``(B, ...)``; op: their operator (batch 1 or B) with its noise.
+        prior: a :class:`~ambient_imaging.training.Prior` (``None`` for classical methods).
+        method: a posterior sampler (:class:`MMPS` by default when a prior is given) or a
+            baseline (:class:`ZeroFilled` by default without a prior).
+        samples: K posterior samples per measurement (baselines give one).
+        scale: override the prior's normalisation with explicit per-measurement scales.
+
+    Returns:
+        :class:`Reconstruction` (file units): ``samples (B, K, C, H, W)``, ``mean``, ``std``,
+        ``nfe``; ``info`` holds ``seconds`` and the data fidelity of the mean
+        (``residual_rel``, ``chi2_red``, see :func:`data_fidelity`).
+    """
+    t0 = time.perf_counter()
+    if method is None:
+        method = MMPS() if prior is not None else ZeroFilled()
+    check_measurements(y, op)
+    if isinstance(method, L1Wavelet):  # λ is relative to O(1) images: work in normalised units
+        s = robust_scale(y, op)
+        y_n, op_n = Normalisation(s).to_prior(y, op)
+        rec = Normalisation(s).to_file(method(y_n, op_n))
+    elif isinstance(method, BASELINES):
+        rec = method(y, op)
+    else:
+        if prior is None:
+            raise ValueError(f"{type(method).__name__} needs a prior (--prior RUN_DIR); classical methods do not")
+        check_prior(prior, y, op)
+        method = _fit_sigma_range(method, prior)
+        delta = float(getattr(prior, "delta", 0.0))
+        if isinstance(method, ADPS) and method.tilde_op is None and delta > 0:
+            method = dataclasses.replace(method, delta=delta)
+        if isinstance(method, MMPS) and method.tilde_delta is None and delta > 0 and int(prior.mask_channels) > 0:
+            method = dataclasses.replace(method, tilde_delta=delta)  # evaluate ambient priors as trained
+        norm = normalisation(prior, y, op, scale)
+        y_p, op_p = norm.to_prior(y, op)
+        dev = next(iter(prior.denoiser.parameters()), torch.empty(0)).device
+        if y_p.device != dev:
+            y_p, op_p = y_p.to(dev), op_p.to(dev)
+        rec = method(prior.denoiser, y_p, op_p, samples=samples, mask_channels=int(prior.mask_channels),
+                     generator=generator)
+        rec.samples = rec.samples.to(y.device)
+        rec = norm.to_file(rec)
+    rec.info["seconds"] = time.perf_counter() - t0
+    rec.info.update(data_fidelity(rec.mean, y, op))
+    return rec
+
+
+def sample(
+    prior: Any,
+    n: int,
+    sampler: EDMSampler | None = None,
+    *,
+    image_shape: tuple[int, int, int] | None = None,
+    generator: torch.Generator | None = None,
+) -> Reconstruction:
+    """Draw ``n`` unconditional samples from ``prior`` (in data units for image priors).
+
+    The default sampler is :class:`TruncatedSampler` at ``σ_n`` for Tweedie priors
+    (noise family with ``noise_sigma > 0``) and :class:`EDMSampler` (Heun) otherwise.
+    ``image_shape`` defaults to the prior's training shape.
+    """
+    if sampler is None:
+        if prior.family == "noise" and float(prior.noise_sigma) > 0:
+            sampler = TruncatedSampler(sigma_n=float(prior.noise_sigma))
+        else:
+            sampler = EDMSampler()
+    sampler = _fit_sigma_range(sampler, prior)
+    c, h, w = image_shape or tuple(prior.image_shape)
+    p = next(iter(prior.denoiser.parameters()), None)
+    dev = p.device if p is not None else torch.device("cpu")
+    dtype = torch.complex64 if prior.is_complex else torch.float32
+    t0 = time.perf_counter()
+    kwargs: dict[str, Any] = {"dtype": dtype, "device": dev, "generator": generator}
+    kwargs["mask_channels"] = int(prior.mask_channels)
+    rec = sampler.sample(prior.denoiser, (n, c, h, w), **kwargs)
+    if "[-1,1]" in str(getattr(prior, "scale_rule", "")).replace(" ", ""):
+        rec.samples = (rec.samples + 1) / 2
+    rec.info["seconds"] = time.perf_counter() - t0
+    return rec

@@ -1,0 +1,311 @@
+"""Training configuration: one flat dataclass, read from TOML/YAML, overridden by CLI flags.
+
+A run directory stores the resolved configuration as ``config.toml``; it is the
+single source of truth for resuming a run and for :func:`load_prior`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "write_toml", "atomic_write_text"]
+
+#: Version of the run-directory layout / config schema. A run written by a newer
+#: version is refused by :func:`load_prior` with a clear message.
+CONFIG_VERSION = 1
+
+FAMILIES = ("mask", "noise", "mri", "interferometry")
+LOSSES = ("ambient", "tweedie", "naive", "oracle")
+NETWORKS = ("tiny", "small", "paper")
+PRECISIONS = ("fp32", "bf16")
+SPACES = ("measurement", "image")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes (grouped):
+        data, operator, out: the training measurements (a path, or ``"faces"``), the
+            operator family (``mask|noise|mri|interferometry``) and the run directory.
+        steps, minutes: stop after ``steps`` optimizer steps or ``minutes`` of wall time,
+            whichever comes first (``minutes=None``: no time limit).
+        batch_size: images per optimizer step over *all* ranks and accumulation rounds.
+        accumulate: gradient-accumulation rounds per optimizer step.
+        lr, warmup_steps, weight_decay, grad_clip: AdamW with linear LR warm-up over
+            ``warmup_steps`` optimizer steps and global-norm clipping (0 disables it).
+        ema_halflife_images, ema_rampup: EMA with ``β = 0.5 ** (batch / halflife)``, the
+            half-life limited to ``ema_rampup × images seen`` early on (Karras et al. 2022).
+        precision: ``fp32`` or ``bf16`` (autocast, CUDA only). ``compile``: ``torch.compile``.
+        seed, device: reproducibility and placement (``device=None``: CUDA when available).
+        loss: ``ambient`` (further subsampling, δ), ``tweedie`` (noisy data at σ_n),
+            ``naive`` (treat A^H y as clean) or ``oracle`` (clean data; baselines only).
+        delta, space, heldout, fresh_subsample: ambient-loss settings.
+        corruption, noise_sigma, acceleration, center_fraction, mask_kind, image_size:
+            synthetic corruption of clean image sets (faces, .npy stacks, image folders)
+            and simulated MRI sampling.
+        array, declination, observation_hours, uv_times: simulated interferometric
+            observations (array layout name, source declination in degrees, hours per
+            observation, time samples per observation).
+        network, network_overrides, sigma_data: denoiser preset and its keyword overrides.
+        checkpoint_every, keep_checkpoints, log_every, num_workers, progress.
+    """
+
+    data: str = ""
+    operator: str = "mask"
+    out: str = ""
+    steps: int = 1000
+    minutes: float | None = None
+    batch_size: int = 16
+    accumulate: int = 1
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_halflife_images: float = 50_000.0
+    ema_rampup: float = 0.05
+    precision: str = "fp32"
+    compile: bool = False
+    seed: int = 0
+    device: str | None = None
+    loss: str = "ambient"
+    delta: float = 0.1
+    space: str = "measurement"
+    heldout: bool = False
+    fresh_subsample: bool = True
+    corruption: float = 0.5
+    noise_sigma: float = 0.0
+    acceleration: int = 4
+    center_fraction: float = 0.08
+    mask_kind: str = "random"
+    image_size: int | None = None
+    array: str = "vla_d"
+    declination: float = 34.0
+    observation_hours: float = 4.0
+    uv_times: int = 24
+    network: str = "small"
+    network_overrides: dict[str, Any] = field(default_factory=dict)
+    sigma_data: float = 0.5
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    num_workers: int = 0
+    progress: bool = True
+    version: int = CONFIG_VERSION
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> TrainConfig:
+        """Raise one clear ``ValueError`` for the first invalid setting; return ``self``."""
+
+        def bad(msg: str) -> None:
+            raise ValueError(f"invalid training config: {msg}")
+
+        if self.operator not in FAMILIES:
+            bad(f"unknown operator family {self.operator!r}; choose one of {', '.join(FAMILIES)}")
+        if self.loss not in LOSSES:
+            bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.network not in NETWORKS:
+            bad(f"unknown network preset {self.network!r}; choose one of {', '.join(NETWORKS)}")
+        if self.precision not in PRECISIONS:
+            bad(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.space not in SPACES:
+            bad(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        for name in ("steps", "batch_size", "accumulate", "checkpoint_every", "log_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                bad(f"{name} must be a positive integer, got {v!r}")
+        if self.batch_size % self.accumulate:
+            bad(f"batch_size ({self.batch_size}) must be divisible by accumulate ({self.accumulate})")
+        for name in ("warmup_steps", "num_workers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad(f"{name} must be an integer >= 0, got {v!r}")
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            bad(f"minutes must be > 0 (or unset), got {self.minutes}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "grad_clip", "ema_rampup"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                bad(f"{name} must be >= 0, got {v}")
+        if not self.ema_halflife_images > 0:
+            bad(f"ema_halflife_images must be > 0, got {self.ema_halflife_images}")
+        if not 0.0 < self.delta < 1.0:
+            bad(f"delta (extra corruption δ) must be in (0, 1), got {self.delta}")
+        if not 0.0 <= self.corruption < 1.0:
+            bad(f"corruption must be in [0, 1), got {self.corruption}")
+        if not (self.noise_sigma >= 0 and math.isfinite(self.noise_sigma)):
+            bad(f"noise_sigma (σ_n) must be >= 0, got {self.noise_sigma}")
+        if not self.sigma_data > 0:
+            bad(f"sigma_data must be > 0, got {self.sigma_data}")
+        if self.acceleration < 1:
+            bad(f"acceleration must be >= 1, got {self.acceleration}")
+        if not -90.0 <= self.declination <= 90.0:
+            bad(f"declination must be in [-90, 90] degrees, got {self.declination}")
+        if not (0 < self.observation_hours <= 24) or self.uv_times < 2:
+            bad("observation_hours must be in (0, 24] and uv_times >= 2")
+        if self.image_size is not None and self.image_size < 8:
+            bad(f"image_size must be >= 8 pixels, got {self.image_size}")
+        if self.loss == "tweedie" and self.noise_sigma <= 0:
+            bad("the tweedie loss needs noisy data: set noise_sigma (σ_n) > 0")
+        if self.loss == "ambient" and self.operator == "noise":
+            bad("operator 'noise' has no rows to subsample; use loss 'tweedie' (the default for noise)")
+        if self.version > CONFIG_VERSION:
+            bad(
+                f"config version {self.version} was written by a newer ambient-imaging "
+                f"(this one reads up to {CONFIG_VERSION}); upgrade the package"
+            )
+        if not isinstance(self.network_overrides, dict):
+            bad("network_overrides must be a table/dict")
+        return self
+
+    # ------------------------------------------------------------------ I/O
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of simple types (TOML/JSON-serialisable; ``None`` values dropped)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict, rejecting unknown keys (typos) with the list of valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}; valid settings are {', '.join(sorted(names))}"
+            )
+        return cls(**{k: _coerce(cls, k, v, source) for k, v in d.items()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+
+        A top-level ``[train]`` table, if present, is used; otherwise the whole file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".toml":
+                with open(path, "rb") as f:
+                    d = tomllib.load(f)
+            elif suffix in (".yaml", ".yml"):
+                try:
+                    import yaml
+                except ImportError as err:  # pragma: no cover - PyYAML is optional
+                    raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use TOML") from err
+                with open(path) as f:
+                    d = yaml.safe_load(f) or {}
+            else:
+                raise ValueError(f"{path}: config files must end in .toml, .yaml or .yml")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a valid config file ({err})") from err
+        except Exception as err:
+            if type(err).__module__.startswith("yaml"):
+                raise ValueError(f"{path}: not a valid YAML file ({err})") from err
+            raise
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a table of settings at the top level")
+        if "train" in d and isinstance(d["train"], dict):
+            d = d["train"]
+        return cls.from_dict(d, source=str(path))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Copy with some settings changed (``None`` values are ignored: "not given")."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        base = self.to_dict()
+        base.update(changes)
+        if "minutes" not in changes and self.minutes is None:
+            base.pop("minutes", None)
+        return TrainConfig.from_dict(base, source="overrides")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as TOML, atomically."""
+        atomic_write_text(Path(path), write_toml(self.to_dict()))
+
+
+def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
+    """Light type coercion (YAML/TOML ints for floats) with clear errors."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[key]
+    t = str(f.type)
+    if value is None:
+        return None
+    try:
+        if t.startswith("int") and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if t.startswith("float"):
+            return float(value)
+        if t == "bool":
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if t.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: setting {key!r} must be of type {t}, got {value!r}") from None
+    return value
+
+
+# ---------------------------------------------------------------------- TOML writer
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        out = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{out}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def write_toml(d: dict[str, Any], _prefix: str = "") -> str:
+    """Serialise a nested dict of simple types (bool/int/float/str/lists, sub-dicts) as TOML."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict) and v is not None]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            name = f"{_prefix}{_toml_key(k)}"
+            lines += ["", f"[{name}]", write_toml(v, name + ".").rstrip("\n")]
+    return "\n".join(line for line in lines) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,140 @@
+"""Load a trained prior from a run directory (config + safetensors only; nothing is unpickled)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from .config import CONFIG_VERSION
+
+__all__ = ["Prior", "load_prior"]
+
+
+@dataclass
+class Prior:
+    """A trained denoiser and what it was trained on.
+
+    Attributes:
+        denoiser: the EDM-preconditioned network (EMA weights by default), eval mode,
+            ``denoiser(x, sigma, mask) ≈ E[x | x_t]``.
+        family: operator family it was trained with (``mask|noise|mri|interferometry``).
+        image_shape: ``(C, H, W)``. is_complex: complex images (MRI).
+        noise_sigma: measurement-noise std σ_n of the training data (training scale).
+        delta: the ambient extra-corruption δ. corruption: synthetic corruption level.
+        sigma_min, sigma_max: the diffusion-noise range the denoiser is trained for
+            (``sigma_min = σ_n`` for Tweedie priors: sample with the truncated sampler).
+        sigma_data: EDM σ_data. mask_channels: number of mask channels the network takes.
+        scale_rule: how measurements were normalised before training.
+        config: the run's settings (a dict). run_dir: where it was loaded from.
+        step: training step of the loaded weights.
+    """
+
+    denoiser: nn.Module
+    family: str
+    image_shape: tuple[int, int, int]
+    is_complex: bool
+    noise_sigma: float
+    delta: float
+    corruption: float
+    sigma_min: float
+    sigma_max: float
+    sigma_data: float
+    mask_channels: int
+    scale_rule: str
+    config: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    step: int = 0
+
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        kind = "complex" if self.is_complex else "real"
+        return (
+            f"Prior({self.family}, {kind} {c}x{h}x{w}, step {self.step}, σ_n={self.noise_sigma:g}, "
+            f"δ={self.delta:g}, σ∈[{self.sigma_min:g}, {self.sigma_max:g}], run_dir={self.run_dir})"
+        )
+
+
+def load_prior(run_dir: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True) -> Prior:
+    """Load the latest checkpoint of a training run as a :class:`Prior`.
+
+    Args:
+        run_dir: a run directory written by ``ambient-imaging train`` (holds ``config.toml``
+            and ``checkpoints/``), or one checkpoint folder inside it.
+        device: where to put the denoiser.
+        ema: use the EMA weights (default; what sampling should use) or the raw weights.
+    """
+    path = Path(run_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"run directory not found: {path}")
+    if (path / "state.json").is_file() and path.parent.name == "checkpoints":
+        ck_dir, path = path, path.parent.parent
+    else:
+        if not (path / "config.toml").is_file():
+            raise CheckpointError(f"{path}: not a training run directory (no config.toml)")
+        ck_dir = latest_checkpoint(path)
+        if ck_dir is None:
+            raise CheckpointError(f"{path}: this run has no checkpoint yet; train it first (or wait for one)")
+    with open(path / "config.toml", "rb") as f:
+        try:
+            config = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise CheckpointError(f"{path / 'config.toml'}: not valid TOML ({err})") from err
+    version = int(config.get("version", 1))
+    if version > CONFIG_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer ambient-imaging (run format {version}, this version reads up to "
+            f"{CONFIG_VERSION}); upgrade ambient-imaging to load it"
+        )
+    ck = load_checkpoint(ck_dir, weights_only=ema)
+    net_cfg = ck.state.get("network")
+    if not net_cfg:
+        raise CheckpointError(f"{ck_dir}: the checkpoint does not record its network configuration")
+    from ambient_imaging.networks import EDMPrecond
+
+    backbone_cls = str(net_cfg.get("backbone", {}).get("class", ""))
+    if not backbone_cls.startswith("ambient_imaging."):
+        # from_config imports the recorded class: only our own modules are trusted
+        raise CheckpointError(
+            f"{ck_dir}: the network backbone {backbone_cls!r} is not an ambient_imaging class; "
+            "rebuild it yourself with EDMPrecond.from_config(cfg, backbone_cls=...)"
+        )
+    try:
+        net = EDMPrecond.from_config(net_cfg)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{ck_dir}: cannot rebuild the network ({err})") from err
+    weights = ck.ema if ema else ck.net
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ck_dir}: weights do not match the recorded network ({err})") from err
+    net = net.to(device).eval().requires_grad_(False)
+    info = ck.state.get("prior", {})
+    shape = tuple(int(s) for s in info.get("image_shape", (0, 0, 0)))
+    return Prior(
+        denoiser=net,
+        family=str(info.get("family", config.get("operator", "mask"))),
+        image_shape=shape,  # type: ignore[arg-type]
+        is_complex=bool(info.get("is_complex", False)),
+        noise_sigma=float(info.get("noise_sigma", config.get("noise_sigma", 0.0))),
+        delta=float(info.get("delta", config.get("delta", 0.0))),
+        corruption=float(info.get("corruption", config.get("corruption", 0.0))),
+        sigma_min=float(info.get("sigma_min", 0.002)),
+        sigma_max=float(info.get("sigma_max", 80.0)),
+        sigma_data=float(info.get("sigma_data", config.get("sigma_data", 0.5))),
+        mask_channels=int(info.get("mask_channels", 0)),
+        scale_rule=str(info.get("scale_rule", "unknown")),
+        config=config,
+        run_dir=path,
+        step=ck.step,
+    )

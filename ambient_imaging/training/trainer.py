@@ -1,0 +1,509 @@
+"""The training loop: AdamW, LR warm-up, clipping, EMA, bf16, compile, accumulation, DDP, resume.
+
+Reproducibility model (what makes ``--resume`` bit-exact on CPU):
+
+* the data order is a pure function of ``(seed, rank, batch index)``
+  (:class:`~ambient_imaging.training.data.ResumableBatchSampler`);
+* the noise/subsampling generator is re-seeded at every optimizer step from
+  ``(seed, rank, step)`` (a counter-based stream), and its state is
+  checkpointed as well;
+* weights, EMA weights, AdamW moments and the global RNG states are
+  checkpointed (safetensors + JSON, no pickle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ambient_imaging.datasets import MeasurementBatch, collate_measurements
+
+from .checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restore_rng,
+    save_checkpoint,
+)
+from .config import TrainConfig
+from .data import ResumableBatchSampler, _mix, seed_worker
+from .distributed import DistContext, all_reduce_mean, resolve_device
+
+__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "seed_everything", "METRICS_COLUMNS"]
+
+METRICS_COLUMNS = ("step", "images", "loss", "lr", "grad_norm", "images_per_s", "seconds")
+
+LossFn = Callable[..., Tensor]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss (or gradient) became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished (or stopped) run."""
+
+    run_dir: Path
+    step: int
+    images: int
+    loss: float
+    seconds: float
+    stopped: str  # "steps" | "minutes" | "signal" | "interrupt"
+    checkpoint: Path | None
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        rate = self.images / self.seconds if self.seconds > 0 else float("nan")
+        return (
+            f"step {self.step}, {self.images} images, loss {self.loss:.4g}, {self.seconds:.1f} s "
+            f"({rate:.1f} img/s), stopped by {self.stopped}; checkpoint {self.checkpoint}"
+        )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train a denoiser ``net`` with ``loss`` on a measurement ``dataset``.
+
+    Args:
+        config: the run settings (validated here).
+        dataset: items for :func:`~ambient_imaging.datasets.collate_measurements`.
+        net: the denoiser (``net(x, sigma, mask)``); its raw weights are trained and
+            an EMA copy is kept. Build it after :func:`seed_everything` so that every
+            rank starts from the same weights (DDP also broadcasts rank 0's).
+        loss: ``loss(net, batch, generator=...) -> (B,)`` per-sample losses.
+        run_dir: where ``config.toml``, ``metrics.csv`` and ``checkpoints/`` go
+            (default ``config.out``).
+        prior_info: what :func:`~ambient_imaging.training.load_prior` needs besides
+            the config (family, image_shape, is_complex, mask_channels, ...).
+        ctx: distributed context (default: single process on ``config.device``).
+        collate_fn: batch collation (default :func:`collate_measurements`).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset,
+        net: nn.Module,
+        loss: LossFn,
+        run_dir: str | os.PathLike | None = None,
+        prior_info: dict[str, Any] | None = None,
+        ctx: DistContext | None = None,
+        collate_fn: Callable[[list], MeasurementBatch] = collate_measurements,
+    ):
+        self.cfg = config.validate()
+        self.ctx = ctx or DistContext(device=resolve_device(config.device))
+        if self.cfg.batch_size % (self.cfg.accumulate * self.ctx.world_size):
+            raise ValueError(
+                f"batch_size {self.cfg.batch_size} must be divisible by accumulate × world size "
+                f"({self.cfg.accumulate} × {self.ctx.world_size})"
+            )
+        self.micro_batch = self.cfg.batch_size // (self.cfg.accumulate * self.ctx.world_size)
+        self.run_dir = Path(run_dir if run_dir is not None else self.cfg.out)
+        if not str(self.run_dir):
+            raise ValueError("no run directory given (--out RUN_DIR)")
+        self.dataset = dataset
+        self.device = self.ctx.device
+        self.net = net.to(self.device)
+        self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
+        self.loss_fn = loss
+        self.prior_info = dict(prior_info or {})
+        self.collate_fn = collate_fn
+        self.optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=self.cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=self.cfg.weight_decay
+        )
+        self.model: nn.Module = self.net
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=ids)
+        if self.cfg.compile:
+            self.model = torch.compile(self.model)  # type: ignore[assignment]
+        gen_device = self.device if self.device.type == "cuda" else "cpu"
+        self.generator = torch.Generator(device=gen_device)
+        self.step = 0
+        self.images = 0
+        self.seconds = 0.0
+        self._stop_reason: str | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up over ``warmup_steps`` optimizer steps, then constant."""
+        w = self.cfg.warmup_steps
+        return self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
+
+    def ema_beta(self) -> float:
+        """``β = 0.5 ** (batch / halflife)``, half-life ramped up with images seen (EDM)."""
+        half = self.cfg.ema_halflife_images
+        if self.cfg.ema_rampup > 0:
+            half = min(half, self.images * self.cfg.ema_rampup)
+        return 0.5 ** (self.cfg.batch_size / max(half, 1e-8))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        beta = self.ema_beta()
+        for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+            pe.lerp_(p.detach(), 1.0 - beta)
+        for be, b in zip(self.ema.buffers(), self.net.buffers()):
+            be.copy_(b)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.precision == "bf16" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _state_json(self) -> dict[str, Any]:
+        net_cfg = self.net.config() if hasattr(self.net, "config") else None
+        return {
+            "step": self.step,
+            "images": self.images,
+            "seconds": self.seconds,
+            "world_size": self.ctx.world_size,
+            "config": self.cfg.to_dict(),
+            "network": net_cfg,
+            "prior": self.prior_info,
+            "torch_version": torch.__version__,
+        }
+
+    def save(self, rng: tuple[dict, dict] | None = None) -> Path | None:
+        """Write a checkpoint (rank 0 only); returns its folder."""
+        if not self.ctx.is_main:
+            return None
+        opt_t, opt_meta = optimizer_to_flat(self.optimizer)
+        rng_t, rng_meta = rng if rng is not None else capture_rng(self.generator)
+        state = self._state_json()
+        state["optimizer"] = opt_meta
+        state["rng"] = rng_meta
+        return save_checkpoint(
+            self.run_dir, self.step, self.net, self.ema, {**opt_t, **rng_t}, state, keep=self.cfg.keep_checkpoints
+        )
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint of ``run_dir`` (all ranks); False if there is none."""
+        if latest_checkpoint(self.run_dir) is None:
+            return False
+        ck = load_checkpoint(self.run_dir)
+        self.net.load_state_dict(ck.net)
+        self.ema.load_state_dict(ck.ema)
+        optimizer_from_flat(self.optimizer, ck.tensors, ck.state["optimizer"])
+        restore_rng(ck.tensors, ck.state["rng"], self.generator if self.ctx.is_main else None)
+        self.step = int(ck.state["step"])
+        self.images = int(ck.state["images"])
+        self.seconds = float(ck.state.get("seconds", 0.0))
+        return True
+
+    # ------------------------------------------------------------------ metrics
+    def _open_metrics(self) -> None:
+        path = self.run_dir / "metrics.csv"
+        rows: list[list[str]] = []
+        if path.is_file():  # drop rows past the resumed step (written after the last checkpoint)
+            with open(path, newline="") as f:
+                rows = [r for r in csv.reader(f)][1:]
+            rows = [r for r in rows if r and r[0].isdigit() and int(r[0]) <= self.step]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(METRICS_COLUMNS)
+            w.writerows(rows)
+        os.replace(tmp, path)
+        self._metrics_file = open(path, "a", newline="")
+        self._metrics = csv.writer(self._metrics_file)
+
+    def _log(self, row: dict[str, float]) -> None:
+        self._metrics.writerow([row[c] if isinstance(row[c], int) else f"{row[c]:.6g}" for c in METRICS_COLUMNS])
+        self._metrics_file.flush()
+
+    # ------------------------------------------------------------------ the loop
+    def _loader(self) -> DataLoader:
+        sampler = ResumableBatchSampler(
+            len(self.dataset),  # type: ignore[arg-type]
+            self.micro_batch,
+            seed=self.cfg.seed,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+            start_batch=self.step * self.cfg.accumulate,
+        )
+        g = torch.Generator().manual_seed(_mix(self.cfg.seed, self.ctx.rank, self.step, 0xDA7A))
+        return DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            collate_fn=self.collate_fn,
+            num_workers=self.cfg.num_workers,
+            worker_init_fn=seed_worker,
+            generator=g,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def _install_signal(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum, frame):
+            self._stop_reason = "signal"
+
+        old = signal.signal(signal.SIGTERM, handler)
+        return lambda: signal.signal(signal.SIGTERM, old)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until ``steps`` or ``minutes``; checkpoint periodically and at exit.
+
+        Raises :class:`NonFiniteLossError` (after keeping the last good checkpoint)
+        when the loss or gradient norm stops being finite. ``KeyboardInterrupt``
+        saves a checkpoint and is re-raised.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        if not resume and latest_checkpoint(self.run_dir) is not None:
+            raise ValueError(
+                f"{self.run_dir} already holds a training run; resume it (resume=True / --resume) "
+                "or train into a new directory"
+            )
+        resumed = self.resume() if resume else False
+        ctx.barrier()  # every rank has checked/read the run directory before rank 0 writes to it
+        if ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.toml")
+            self._open_metrics()
+        loader = iter(self._loader())
+        restore_signal = self._install_signal()
+        bar = None
+        if ctx.is_main and cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        t_start = time.perf_counter()
+        seconds0 = self.seconds
+        deadline = t_start + 60.0 * cfg.minutes if cfg.minutes is not None else math.inf
+        log_loss, log_n, log_t, log_images, last_loss = 0.0, 0, time.perf_counter(), self.images, float("nan")
+        grad_norm = torch.zeros(())
+        ckpt: Path | None = latest_checkpoint(self.run_dir) if resumed else None
+        stopped = "steps"
+        rng_at_step_start = None
+        try:
+            if not resumed and ctx.is_main:
+                ckpt = self.save()  # step 0: there is always a good checkpoint to fall back to
+            while self.step < cfg.steps:
+                stop = torch.tensor(
+                    [1.0 if (self._stop_reason or time.perf_counter() >= deadline) else 0.0], device=self.device
+                )
+                if ctx.distributed:
+                    torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+                if stop.item() > 0:  # all ranks agree (a signal may have reached another rank)
+                    stopped = self._stop_reason or ("minutes" if time.perf_counter() >= deadline else "signal")
+                    break
+                rng_at_step_start = capture_rng(self.generator) if ctx.is_main else None
+                lr = self.lr_at(self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                self.optimizer.zero_grad(set_to_none=True)
+                self.generator.manual_seed(_mix(cfg.seed, ctx.rank, self.step, 0x401535))
+                total = torch.zeros((), device=self.device)
+                for r in range(cfg.accumulate):
+                    batch: MeasurementBatch = next(loader)
+                    batch = batch.to(self.device)
+                    if cfg.loss != "oracle":
+                        batch.reference = None
+                    sync = (
+                        self.model.no_sync()
+                        if ctx.distributed and r < cfg.accumulate - 1 and hasattr(self.model, "no_sync")
+                        else contextlib.nullcontext()
+                    )
+                    with sync:
+                        with self._autocast():
+                            per_sample = self.loss_fn(self.model, batch, generator=self.generator)
+                        mean = per_sample.float().mean() / cfg.accumulate
+                        mean.backward()
+                    total += mean.detach()
+                total = all_reduce_mean(total, ctx)
+                loss_value = float(total)
+                if not math.isfinite(loss_value):
+                    raise NonFiniteLossError(
+                        f"the training loss became {loss_value} at step {self.step + 1} "
+                        f"(after {self.images} images); stopped without saving this state. The last good "
+                        f"checkpoint is {latest_checkpoint(self.run_dir)}. Try a lower --lr, a longer warm-up, "
+                        "or check the data for NaN/Inf values."
+                    )
+                params = [p for p in self.net.parameters() if p.grad is not None]
+                clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.zeros(())
+                if not torch.isfinite(grad_norm):
+                    raise NonFiniteLossError(
+                        f"the gradient norm became {float(grad_norm)} at step {self.step + 1}; stopped without "
+                        f"saving this state. The last good checkpoint is {latest_checkpoint(self.run_dir)}."
+                    )
+                self.optimizer.step()
+                self.step += 1
+                self.images += cfg.batch_size
+                self._update_ema()
+                rng_at_step_start = None
+                last_loss = loss_value
+                log_loss += loss_value
+                log_n += 1
+                if ctx.is_main:
+                    if bar is not None:
+                        now = time.perf_counter()
+                        rate = (self.images - log_images) / max(now - log_t, 1e-9)
+                        bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
+                        bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.perf_counter()
+                        self.seconds = seconds0 + now - t_start
+                        self._log(
+                            {
+                                "step": self.step,
+                                "images": self.images,
+                                "loss": log_loss / log_n,
+                                "lr": lr,
+                                "grad_norm": float(grad_norm),
+                                "images_per_s": (self.images - log_images) / max(now - log_t, 1e-9),
+                                "seconds": self.seconds,
+                            }
+                        )
+                        log_loss, log_n, log_t, log_images = 0.0, 0, now, self.images
+                if self.step % cfg.checkpoint_every == 0:
+                    self.seconds = seconds0 + time.perf_counter() - t_start
+                    ckpt = self.save() or ckpt
+        except KeyboardInterrupt:
+            # weights/optimizer are still those after self.step steps; the step that was
+            # interrupted is redone on resume from its starting RNG state
+            self.seconds = seconds0 + time.perf_counter() - t_start
+            self.save(rng_at_step_start)
+            if bar is not None:
+                bar.close()
+            raise
+        finally:
+            restore_signal()
+            if ctx.is_main and hasattr(self, "_metrics_file"):
+                self._metrics_file.close()
+        self.seconds = seconds0 + time.perf_counter() - t_start
+        if bar is not None:
+            bar.close()
+        final = latest_checkpoint(self.run_dir) if ctx.is_main else None
+        if ctx.is_main and (final is None or final.name != f"step-{self.step:08d}"):
+            ckpt = self.save()
+        elif final is not None:
+            ckpt = final
+        ctx.barrier()
+        return TrainResult(self.run_dir, self.step, self.images, last_loss, self.seconds, stopped, ckpt)
+
+
+# ---------------------------------------------------------------------- building a run from a config
+def build_network(
+    cfg: TrainConfig, image_shape: tuple[int, int, int], is_complex: bool, mask_channels: int
+) -> nn.Module:
+    """``EDMPrecond(UNet.<preset>(...))`` for the data's image shape (``cfg.network_overrides`` go to the UNet)."""
+    from ambient_imaging.networks import EDMPrecond, UNet
+
+    c, h, w = image_shape
+    real_ch = c * (2 if is_complex else 1)
+    preset = {"tiny": UNet.tiny, "small": UNet.small, "paper": UNet.paper}[cfg.network]
+    kwargs: dict[str, Any] = {} if cfg.network == "tiny" else {"img_resolution": int(min(h, w))}
+    kwargs.update(cfg.network_overrides)
+    try:
+        backbone = preset(real_ch + mask_channels, real_ch, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"network_overrides: {err}") from err
+    return EDMPrecond(
+        backbone, image_channels=c, is_complex=is_complex, mask_channels=mask_channels, sigma_data=cfg.sigma_data
+    )
+
+
+def build_loss(cfg: TrainConfig, noise_sigma: float, mask_channels: int = 0) -> LossFn:
+    """The loss object for ``cfg.loss`` (see :mod:`ambient_imaging.training.losses`).
+
+    The baselines feed all-ones mask channels to a network that takes a mask, so that
+    every loss trains the same network.
+    """
+    from ambient_imaging.training import losses
+
+    if cfg.loss == "ambient":
+        return losses.AmbientLoss(
+            delta=cfg.delta,
+            space=cfg.space,
+            heldout=cfg.heldout,
+            fresh_subsample=cfg.fresh_subsample,
+            sigma_data=cfg.sigma_data,
+        )
+    if cfg.loss == "tweedie":
+        return losses.AmbientTweedieLoss(sigma_n=noise_sigma, sigma_data=cfg.sigma_data)
+    mask = "ones" if mask_channels > 0 else "none"
+    if cfg.loss == "oracle":
+        return losses.OracleLoss(sigma_data=cfg.sigma_data, mask=mask)
+    return losses.NaiveLoss(sigma_data=cfg.sigma_data, mask=mask)
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    ctx: DistContext | None = None,
+    verbose: bool = True,
+) -> TrainResult:
+    """Build data, network and loss from ``cfg`` and train (what ``ambient-imaging train`` runs).
+
+    Call under ``torchrun`` with a context from
+    :func:`~ambient_imaging.training.distributed.init_distributed` for DDP.
+    """
+    import sys
+
+    from .data import build_training_data
+
+    cfg = cfg.validate()
+    if ctx is None:
+        ctx = DistContext(device=resolve_device(cfg.device))
+    seed_everything(cfg.seed)
+    data = build_training_data(cfg)
+    net = build_network(cfg, data.image_shape, data.is_complex, data.mask_channels)
+    loss = build_loss(cfg, data.noise_sigma, data.mask_channels)
+    sigma_min = getattr(net, "sigma_min", 0.002)
+    if cfg.loss == "tweedie":
+        sigma_min = max(sigma_min, data.noise_sigma)  # the Tweedie prior is only trained for σ ≥ σ_n
+    prior_info = {
+        "family": data.family,
+        "image_shape": list(data.image_shape),
+        "is_complex": data.is_complex,
+        "mask_channels": data.mask_channels,
+        "noise_sigma": data.noise_sigma,
+        "delta": cfg.delta if cfg.loss == "ambient" else 0.0,
+        "corruption": cfg.corruption if data.family == "mask" else 0.0,
+        "sigma_min": float(sigma_min),
+        "sigma_max": float(getattr(net, "sigma_max", 80.0)),
+        "sigma_data": cfg.sigma_data,
+        "scale_rule": data.scale_rule,
+        "loss": cfg.loss,
+    }
+    if verbose:
+        n_par = sum(p.numel() for p in net.parameters())
+        for note in data.notes:
+            print(f"data: {note}", file=sys.stderr)
+        print(
+            f"network: {cfg.network} ({n_par / 1e6:.2f}M parameters), loss: {cfg.loss}, device: {ctx.device}, "
+            f"world size: {ctx.world_size}",
+            file=sys.stderr,
+        )
+    trainer = Trainer(cfg, data.dataset, net, loss, run_dir=cfg.out, prior_info=prior_info, ctx=ctx)
+    return trainer.fit(resume=resume)

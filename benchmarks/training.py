@@ -1,0 +1,201 @@
+"""Training throughput: the ambient loss vs the plain (oracle) EDM loss, same network and batch.
+
+Measures optimizer steps (forward + backward + AdamW) on pre-built batches, so the
+ratio isolates what the ambient loss adds (drawing Ã, the operator applications,
+the measurement-space residual). Also times a full ``Trainer`` step of the tiny
+network on CPU (data loading, EMA, logging included).
+
+    python benchmarks/training.py                     # CPU: tiny network, 32x32 masks (+ MRI if available)
+    python benchmarks/training.py --device cuda       # GPU: small network at 64x64 and 256x256, 8-coil MRI
+
+Writes ``benchmarks/results/training.md`` and ``.json`` (``--out`` to change) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ambient_imaging.datasets import MeasurementBatch
+from ambient_imaging.operators import PixelMask, dust_mask
+from ambient_imaging.training import TrainConfig, Trainer, build_network, seed_everything
+from ambient_imaging.training.data import SimulatedMeasurements
+from ambient_imaging.training.losses import AmbientLoss, OracleLoss
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_second(net, loss, batch: MeasurementBatch, steps: int, warmup: int, bf16: bool) -> float:
+    """Optimizer steps per second × batch size, after ``warmup`` untimed steps."""
+    device = batch.y.device
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    gen = torch.Generator(device=device).manual_seed(0)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else _null()
+    t0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with ctx:
+            value = loss(net, batch, generator=gen).float().mean()
+        value.backward()
+        opt.step()
+    _sync(device)
+    return steps * len(batch) / (time.perf_counter() - t0)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _smooth_images(n: int, size: int, channels: int = 1, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, channels, 6, 6, generator=g)
+    return 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def mask_case(size: int, batch: int, network: str, device: torch.device, steps: int, bf16: bool) -> dict:
+    seed_everything(0)
+    x = _smooth_images(batch, size)
+    m = dust_mask((batch, 1, size, size), 0.5, generator=torch.Generator().manual_seed(1))
+    op = PixelMask(m)
+    mb = MeasurementBatch(op(x), op, torch.ones(batch), reference=x).to(device)
+    cfg = TrainConfig(network=network)
+    net = build_network(cfg, (1, size, size), False, 1).to(device)
+    amb = images_per_second(net, AmbientLoss(delta=0.1), mb, steps, 3, bf16)
+    ora = images_per_second(net, OracleLoss(mask="ones"), mb, steps, 3, bf16)
+    return {"case": f"mask {size}x{size}", "network": network, "batch": batch, "ambient_img_s": amb,
+            "oracle_img_s": ora, "overhead": ora / amb, "target": 1.15}
+
+
+def mri_case(size: int, coils: int, batch: int, network: str, device: torch.device, steps: int, bf16: bool) -> dict:
+    try:
+        from ambient_imaging.operators import MultiCoilMRI
+    except ImportError:
+        from ambient_imaging.operators.mri import MultiCoilMRI
+
+    seed_everything(0)
+    g = torch.Generator().manual_seed(2)
+    img = torch.complex(_smooth_images(batch, size, seed=3), _smooth_images(batch, size, seed=4))
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    maps = []
+    for c in range(coils):
+        ang = 2 * torch.pi * c / coils
+        cx, cy = 0.7 * torch.cos(torch.tensor(ang)), 0.7 * torch.sin(torch.tensor(ang))
+        maps.append(torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2)) * torch.exp(1j * torch.tensor(ang)))
+    sens = torch.stack(maps)
+    sens = (sens / sens.abs().pow(2).sum(0).sqrt().clamp_min(1e-6))[None].expand(batch, -1, -1, -1).to(torch.complex64)
+    # 4x random phase-encode lines with 8 % ACS (fastMRI convention), one pattern per sample
+    n_acs = max(2, round(0.08 * size))
+    acs = torch.zeros(batch, size, dtype=torch.bool)
+    acs[:, size // 2 - n_acs // 2 : size // 2 - n_acs // 2 + n_acs] = True
+    p_line = (size / 4 - n_acs) / (size - n_acs)
+    mask = acs | (torch.rand(batch, size, generator=g) < p_line)
+    op = MultiCoilMRI(sens.contiguous(), mask, acs=acs)
+    mb = MeasurementBatch(op(img), op, torch.ones(batch), reference=img).to(device)
+    cfg = TrainConfig(network=network)
+    net = build_network(cfg, (1, size, size), True, 1).to(device)
+    amb = images_per_second(net, AmbientLoss(delta=0.1), mb, steps, 3, bf16)
+    ora = images_per_second(net, OracleLoss(mask="ones"), mb, steps, 3, bf16)
+    return {"case": f"MRI {coils}-coil {size}x{size}", "network": network, "batch": batch, "ambient_img_s": amb,
+            "oracle_img_s": ora, "overhead": ora / amb, "target": 1.3}
+
+
+def trainer_step_time(steps: int = 20) -> dict:
+    """Full Trainer steps (tiny network, 32x32 masks, batch 8) on CPU, seconds per step."""
+    size, n = 32, 64
+    x = _smooth_images(n, size)
+
+    def make_op(i, g):
+        return PixelMask(dust_mask((1, 1, size, size), 0.5, generator=g))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(data="bench", out=tmp, steps=steps, batch_size=8, network="tiny", device="cpu",
+                          progress=False, checkpoint_every=10**6, log_every=10**6)
+        seed_everything(0)
+        net = build_network(cfg, (1, size, size), False, 1)
+        tr = Trainer(cfg, SimulatedMeasurements(x, make_op), net, AmbientLoss(delta=0.1))
+        t0 = time.perf_counter()
+        res = tr.fit()
+        wall = time.perf_counter() - t0
+    return {"case": "Trainer.fit, tiny, mask 32x32, batch 8, CPU", "steps": res.step, "s_per_step": wall / res.step,
+            "img_s": res.images / wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per case")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "training"))
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    cpu = device.type == "cpu"
+    if cpu:
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    steps = args.steps or (10 if cpu else 30)
+    rows: list[dict] = []
+    if cpu:
+        cases = [("mask", 32, 8, "tiny"), ("mri", 32, 8, "tiny")]
+    else:
+        cases = [("mask", 64, 32, "small"), ("mask", 256, 8, "small"), ("mri", 256, 4, "small")]
+    for kind, size, batch, network in cases:
+        try:
+            if kind == "mask":
+                rows.append(mask_case(size, batch, network, device, steps, args.bf16))
+            else:
+                rows.append(mri_case(size, 8, batch, network, device, steps, args.bf16))
+        except ImportError as err:
+            print(f"skipping {kind} {size}x{size}: {err}", file=sys.stderr)
+            continue
+        print(f"{rows[-1]['case']}: overhead {rows[-1]['overhead']:.3f}", file=sys.stderr)
+    step_row = trainer_step_time() if cpu else None
+
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    lines = [
+        "# Training throughput: ambient vs oracle loss",
+        "",
+        f"Device: {dev_name} ({device}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{'bf16' if args.bf16 else 'fp32'}, {steps} timed steps after 3 warm-up steps.",
+        "",
+        "| case | network | batch | ambient img/s | oracle img/s | overhead (oracle/ambient) | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ok = "ok" if r["overhead"] <= r["target"] else "MISSED"
+        lines.append(f"| {r['case']} | {r['network']} | {r['batch']} | {r['ambient_img_s']:.1f} | "
+                     f"{r['oracle_img_s']:.1f} | {r['overhead']:.3f} | ≤ {r['target']} ({ok}) |")
+    if step_row:
+        lines += ["", f"{step_row['case']}: {step_row['s_per_step'] * 1e3:.1f} ms/step "
+                      f"({step_row['img_s']:.1f} img/s over {step_row['steps']} steps, data loading + EMA included)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "" if cpu else f"-{device.type}"
+    for ext, body in ((".md", text), (".json", json.dumps({"device": dev_name, "rows": rows, "trainer": step_row},
+                                                        indent=1))):
+        tmp = out.with_name(out.name + suffix + ext + ".tmp")
+        tmp.write_text(body)
+        os.replace(tmp, out.with_name(out.name + suffix + ext))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
