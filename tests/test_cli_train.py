@@ -143,7 +143,7 @@ def _write_tiny_fastmri(path, slices: int = 3, coils: int = 4, size: int = 32) -
                                 dim=(-2, -1)).to(torch.complex64)
     rss = coil_imgs.abs().pow(2).sum(1).sqrt().float()
     if write_fastmri is not None:
-        write_fastmri(path, kspace.numpy(), reconstruction=rss.numpy())
+        write_fastmri(path, kspace.numpy(), reconstruction_rss=rss.numpy())
         return
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=kspace.numpy())
@@ -158,11 +158,13 @@ def test_train_tiny_fastmri_folder(tmp_path, capsys):
         pytest.skip("FastMRISlices is not available yet")
     folder = tmp_path / "fastmri"
     folder.mkdir()
-    _write_tiny_fastmri(folder / "file_a.h5")
-    _write_tiny_fastmri(folder / "file_b.h5")
+    full = tmp_path / "full"
+    full.mkdir()
+    for name in ("file_a.h5", "file_b.h5"):  # fully sampled files, undersampled 4x like a real scan
+        _write_tiny_fastmri(full / name, slices=2)
+        datasets.undersample_file(full / name, folder / name, acceleration=3, center_fraction=0.3, seed=len(name))
     out = tmp_path / "mri"
-    rc = main(["train", "--data", str(folder), "--operator", "mri", "--acceleration", "4", "--steps", "2",
-               "--out", str(out), *FAST])
+    rc = main(["train", "--data", str(folder), "--operator", "mri", "--steps", "2", "--out", str(out), *FAST])
     err = capsys.readouterr().err
     assert rc == 0, err
     prior = load_prior(out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import data, reconstruct, train
+from . import data, quickstart, reconstruct, study, train
 
 __all__ = ["main", "build_parser"]
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ambient-imaging {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (data, train, reconstruct):
+    for module in (quickstart, data, train, reconstruct, study):
         module.add_parser(sub)
     return parser
 

@@ -264,34 +264,12 @@ def _kspace_files(path: Path) -> list[Path]:
 
 
 def _read_fastmri(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """k-space ``(S, Nc, H, W)`` complex, an optional stored mask ``(W,)``, and attributes."""
-    import h5py
+    """k-space ``(S, Nc, H, W)`` complex, the sampled columns per slice ``(S, W)`` when a mask is stored
+    (else ``None``), and attributes (``ambient_imaging.datasets.fastmri.read_fastmri``)."""
+    from ambient_imaging.datasets.fastmri import read_fastmri
 
-    try:
-        with h5py.File(path, "r") as f:
-            if "kspace" not in f:
-                raise ValueError(f"{path}: no 'kspace' dataset (keys: {sorted(f.keys())}); not a fastMRI file")
-            k = f["kspace"]
-            if k.ndim == 3:  # single-coil: (S, H, W)
-                kspace = np.asarray(k)[:, None]
-            elif k.ndim == 4:
-                kspace = np.asarray(k)
-            else:
-                raise ValueError(f"{path}: 'kspace' has shape {k.shape}, expected (slices, coils, H, W)")
-            mask = np.asarray(f["mask"]).astype(bool) if "mask" in f else None
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read as HDF5 ({err})") from err
-    if not np.iscomplexobj(kspace):
-        raise ValueError(f"{path}: 'kspace' is not complex")
-    if not np.all(np.isfinite(kspace)):
-        raise ValueError(f"{path}: 'kspace' contains NaN or Inf")
-    return kspace, mask, attrs
-
-
-def _sampled_columns(k: np.ndarray) -> np.ndarray:
-    """Columns (phase encodes, last dim) that hold data in ``(Nc, H, W)`` k-space."""
-    return np.abs(k).sum(axis=(0, 1)) > 0
+    d = read_fastmri(path)
+    return d["kspace"], (d["lines"] if d["mask"] is not None else None), d["attrs"]
 
 
 def _line_mask(w: int, acceleration: float, center_lines: int | None, seed: int) -> np.ndarray:
@@ -311,18 +289,9 @@ def _line_mask(w: int, acceleration: float, center_lines: int | None, seed: int)
 
 def _acs_columns(cols: np.ndarray) -> np.ndarray:
     """The contiguous run of sampled columns around the k-space centre (the ACS lines)."""
-    w = cols.shape[0]
-    acs = np.zeros(w, dtype=bool)
-    c = w // 2
-    if not cols[c]:
-        return acs
-    lo, hi = c, c
-    while lo > 0 and cols[lo - 1]:
-        lo -= 1
-    while hi < w - 1 and cols[hi + 1]:
-        hi += 1
-    acs[lo : hi + 1] = True
-    return acs
+    from ambient_imaging.datasets.fastmri import acs_from_lines
+
+    return acs_from_lines(cols)
 
 
 def _mri_mask(h: int, w: int, args: argparse.Namespace, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,12 +322,10 @@ def _coil_maps(k: torch.Tensor) -> torch.Tensor:
 
 
 def _noise_sigma(k: np.ndarray, cols: np.ndarray) -> float:
-    """Noise std from the readout edges (oversampled, nearly signal-free): median |k| / sqrt(ln 2)."""
-    h = k.shape[-2]
-    e = max(1, h // 32)
-    edge = np.concatenate([k[:, :e][..., cols], k[:, -e:][..., cols]], axis=1)
-    med = float(np.median(np.abs(edge))) if edge.size else 0.0
-    return med / math.sqrt(math.log(2))
+    """Noise std from the readout edges (oversampled, nearly signal-free), ``datasets.fastmri.estimate_noise_sigma``."""
+    from ambient_imaging.datasets.fastmri import estimate_noise_sigma
+
+    return estimate_noise_sigma(k, cols)
 
 
 def _ifft2c(k: torch.Tensor) -> torch.Tensor:
@@ -368,6 +335,7 @@ def _ifft2c(k: torch.Tensor) -> torch.Tensor:
 def _reconstruct_mri(args: argparse.Namespace, prior: Any, method: Any, device: torch.device) -> list[dict]:
     from tqdm.auto import tqdm
 
+    from ambient_imaging.datasets.fastmri import derive_line_mask
     from ambient_imaging.metrics import nmse, psnr, ssim
     from ambient_imaging.sampling.api import reconstruct
 
@@ -391,7 +359,7 @@ def _reconstruct_mri(args: argparse.Namespace, prior: Any, method: Any, device: 
         for s in tqdm(slices, desc=f.name, leave=False):
             k = kspace[s]
             nc, h, w = k.shape
-            cols = _sampled_columns(k) if stored_mask is None else stored_mask.reshape(-1)[-w:].astype(bool)
+            cols = derive_line_mask(k) if stored_mask is None else stored_mask[s]
             full = stored_mask is None and cols.mean() > 0.99
             kt = torch.from_numpy(k).to(torch.complex64)
             maps = _coil_maps(kt)
@@ -454,24 +422,10 @@ def _zero_filled():
 
 
 def _write_fastmri_recon(path: Path, recon: np.ndarray, std: np.ndarray, attrs: dict[str, Any]) -> None:
-    """fastMRI reconstruction layout: dataset ``reconstruction`` (slices, H, W) float32 (+ ``std``)."""
-    try:  # the datasets package's writer when it exists
-        from ambient_imaging.datasets.outputs import write_fastmri_reconstruction  # type: ignore[attr-defined]
-    except ImportError:
-        write_fastmri_reconstruction = None
-    if write_fastmri_reconstruction is not None:
-        write_fastmri_reconstruction(path, recon, std=std, attrs=attrs)
-        return
-    import h5py
+    """fastMRI reconstruction layout: ``reconstruction`` (slices, H, W) float32 (+ ``reconstruction_std``)."""
+    from ambient_imaging.datasets.outputs import save_fastmri_reconstruction
 
-    def write(p: Path) -> None:
-        with h5py.File(p, "w") as f:
-            f.create_dataset("reconstruction", data=recon)
-            f.create_dataset("std", data=std.astype(np.float32))
-            for k, v in attrs.items():
-                f.attrs[k] = v
-
-    _atomic(path, write)
+    save_fastmri_reconstruction(path, recon, std=std, attrs=attrs)
 
 
 def _save_json(path: Path, obj: Any) -> None:
@@ -520,52 +474,15 @@ def parse_angle(text: str) -> float:
 
 
 def _read_uvfits(path: Path) -> dict[str, Any]:
-    """Random-groups UVFITS: uv (M, 2) in wavelengths, Stokes-I-like visibilities, weights, pointing."""
-    from astropy.io import fits
+    """Random-groups UVFITS via :func:`ambient_imaging.datasets.read_uvfits`: Stokes-I visibilities,
+    channels averaged, flagged records dropped; ``sigma`` is the operator's ``E|ε|² = σ²`` std."""
+    from ambient_imaging.datasets.uvfits import read_uvfits
 
-    try:
-        with fits.open(path) as hdul:
-            g = hdul[0]
-            hdr = g.header
-            if not hdr.get("GROUPS", False):
-                raise ValueError(f"{path}: not a random-groups UVFITS file (no GROUPS keyword in the primary HDU)")
-            data = g.data
-            names = [n.upper() for n in data.parnames]
-            uname = next((n for n in names if n.startswith("UU")), None)
-            vname = next((n for n in names if n.startswith("VV")), None)
-            if uname is None or vname is None:
-                raise ValueError(f"{path}: no UU/VV random parameters (have {names})")
-            freq = None
-            for i in range(2, int(hdr["NAXIS"]) + 1):
-                if str(hdr.get(f"CTYPE{i}", "")).strip().upper() == "FREQ":
-                    freq = float(hdr[f"CRVAL{i}"])
-            if not freq:
-                raise ValueError(f"{path}: no FREQ axis in the header; cannot convert uv to wavelengths")
-            uu = np.asarray(data.par(data.parnames[names.index(uname)]), dtype=np.float64) * freq
-            vv = np.asarray(data.par(data.parnames[names.index(vname)]), dtype=np.float64) * freq
-            raw = np.asarray(data.data, dtype=np.float64)
-            ra = float(hdr.get("OBSRA", 0.0))
-            dec = float(hdr.get("OBSDEC", 0.0))
-            for i in range(2, int(hdr["NAXIS"]) + 1):
-                ct = str(hdr.get(f"CTYPE{i}", "")).strip().upper()
-                if ct == "RA":
-                    ra = float(hdr[f"CRVAL{i}"])
-                elif ct == "DEC":
-                    dec = float(hdr[f"CRVAL{i}"])
-            obj = str(hdr.get("OBJECT", ""))
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read as FITS ({err})") from err
-    if raw.shape[-1] < 3:
-        raise ValueError(f"{path}: visibility axis has {raw.shape[-1]} entries, need (re, im, weight)")
-    flat = raw.reshape(raw.shape[0], -1, raw.shape[-1])
-    w = np.clip(flat[..., 2], 0, None)
-    w = np.where(np.isfinite(flat[..., 0]) & np.isfinite(flat[..., 1]), w, 0.0)
-    vis = np.nan_to_num(flat[..., 0]) + 1j * np.nan_to_num(flat[..., 1])
-    wsum = w.sum(1)
-    v = np.where(wsum > 0, (w * vis).sum(1) / np.maximum(wsum, 1e-300), 0)
-    sigma = np.where(wsum > 0, 1.0 / np.sqrt(np.maximum(wsum, 1e-300)), 0.0)
-    return {"uv": np.stack([uu, vv], 1), "vis": v, "sigma": sigma, "valid": wsum > 0, "ra": ra, "dec": dec,
-            "object": obj, "freq": freq}
+    obs = read_uvfits(path)
+    # UVFITS weights are 1/σ² per real/imaginary part; the Interferometer's σ is that of the complex noise
+    sigma = np.sqrt(2.0) * obs.sigma
+    return {"uv": obs.uv, "vis": obs.vis, "sigma": sigma, "valid": np.ones(len(obs), bool), "ra": obs.ra_deg,
+            "dec": obs.dec_deg, "object": obs.source, "freq": obs.ref_frequency}
 
 
 def _sky_header(ra: float, dec: float, pixel_rad: float, npix: int, extra: dict[str, Any]):
@@ -582,13 +499,22 @@ def _sky_header(ra: float, dec: float, pixel_rad: float, npix: int, extra: dict[
     return hdr
 
 
-def _write_sky_fits(path: Path, mean: np.ndarray, std: np.ndarray, samples: np.ndarray, header) -> None:
-    from astropy.io import fits
+def _write_sky_fits(path: Path, mean: np.ndarray, std: np.ndarray, samples: np.ndarray, header,
+                    provenance: dict[str, Any] | None = None) -> None:
+    """Mean (primary), STD and SAMPLES HDUs with the input's cards, its WCS and provenance (atomic)."""
+    import warnings
 
-    hdus = fits.HDUList([fits.PrimaryHDU(mean.astype(np.float32), header=header),
-                         fits.ImageHDU(std.astype(np.float32), header=header, name="STD"),
-                         fits.ImageHDU(samples.astype(np.float32), name="SAMPLES")])
-    _atomic(path, lambda p: hdus.writeto(p, overwrite=True))
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from ambient_imaging.datasets.fits import write_fits_image
+
+    wcs = None
+    if any(str(k).startswith("CTYPE") for k in header):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+    write_fits_image(path, mean.astype(np.float32), wcs=wcs, header=header, std=std.astype(np.float32),
+                     extra={"SAMPLES": samples.astype(np.float32)}, provenance=provenance)
 
 
 def _sky_outputs(args, target: Path, rec, header, extra_arrays: dict | None = None) -> None:
@@ -596,7 +522,8 @@ def _sky_outputs(args, target: Path, rec, header, extra_arrays: dict | None = No
     std = rec.std[0, 0].detach().cpu().numpy()
     samples = rec.samples[0, :, 0].detach().cpu().numpy()
     if target.suffix.lower() in (".fits", ".fit"):
-        _write_sky_fits(target, mean, std, samples, header)
+        _write_sky_fits(target, mean, std, samples, header,
+                        {"prior": str(args.prior or ""), "sampler": args.sampler, "samples": int(samples.shape[0])})
     else:
         arrays = {"mean": (("y", "x"), mean), "std": (("y", "x"), std), "samples": (("sample", "y", "x"), samples)}
         arrays.update(extra_arrays or {})
@@ -641,33 +568,19 @@ def _reconstruct_uvfits(args: argparse.Namespace, prior: Any, method: Any, devic
 
 
 def _reconstruct_fits_image(args: argparse.Namespace, prior: Any, method: Any, device: torch.device) -> list[dict]:
-    """Inpainting of a FITS image: NaN pixels (or a MASK extension, nonzero = bad) are missing."""
-    from astropy.io import fits
-
+    """Inpainting of a FITS image read by :func:`ambient_imaging.datasets.read_fits_image`: NaN/Inf pixels
+    and pixels flagged by a MASK (nonzero = valid) / BPM / DQ / WHT extension are missing; noise from the
+    NOISE/RMS/SIGMA card, else a robust estimate."""
+    from ambient_imaging.datasets.fits import read_fits_image
     from ambient_imaging.operators import PixelMask
     from ambient_imaging.sampling.api import reconstruct
 
     data = Path(args.data)
-    try:
-        with fits.open(data) as hdul:
-            hdu = next((h for h in hdul if getattr(h, "data", None) is not None and h.data.ndim >= 2), None)
-            if hdu is None:
-                raise ValueError(f"{data}: no image HDU")
-            img = np.asarray(hdu.data, dtype=np.float64)
-            header = hdu.header.copy()
-            bad = ~np.isfinite(img)
-            if "MASK" in hdul:
-                bad |= np.asarray(hdul["MASK"].data) != 0
-    except OSError as err:
-        raise ValueError(f"{data}: cannot read as FITS ({err})") from err
-    img = np.squeeze(img)
-    if img.ndim != 2:
-        raise ValueError(f"{data}: expected a 2-D image, got shape {img.shape}")
-    bad = np.squeeze(bad)
-    mask = torch.from_numpy(~bad)[None, None]
-    sigma = float(header.get("NOISE", 0.0))
-    op = PixelMask(mask, noise_sigma=sigma)
-    y = op.restrict(torch.from_numpy(np.nan_to_num(img))[None, None].float())
+    im = read_fits_image(data)
+    img, header, bad = im.data, im.header.copy(), ~im.mask
+    mask = torch.from_numpy(im.mask.copy())[None, None]
+    op = PixelMask(mask, noise_sigma=float(im.noise_sigma))
+    y = op.restrict(torch.from_numpy(img)[None, None].float())
     gen = torch.Generator(device=device).manual_seed(args.seed)
     rec = reconstruct(y, op, prior, method, samples=args.samples, generator=gen)
     target = Path(args.out)

@@ -80,7 +80,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, help="steps between metrics.csv rows")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--acceleration", type=int, help="MRI/interferometry simulation: undersampling factor")
+    p.add_argument(
+        "--acceleration",
+        type=int,
+        help="MRI: retrospective acceleration, passed to the reader where it supports one "
+        "(FastMRISlices reads already-undersampled files)",
+    )
     p.add_argument("--image-size", type=int, help="resize/crop images to this size (where supported)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out and start afresh")

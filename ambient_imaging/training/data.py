@@ -272,23 +272,15 @@ def _to_unit_range(x: torch.Tensor) -> tuple[torch.Tensor, str]:
 
 
 def _fits_stack(folder: Path) -> torch.Tensor:
-    """First image HDU of every FITS file in ``folder`` as ``(N, 1, H, W)`` (NaN blanks -> 0)."""
-    from astropy.io import fits
+    """First image HDU of every FITS file in ``folder`` as ``(N, 1, H, W)`` (NaN/Inf blanks -> 0).
+
+    Read with :func:`ambient_imaging.datasets.read_fits_image` (``mask=None``: mask HDUs are not applied).
+    """
+    from ambient_imaging.datasets.fits import read_fits_image
 
     imgs = []
     for p in sorted(q for q in folder.iterdir() if q.suffix.lower() in (".fits", ".fit", ".fts")):
-        try:
-            with fits.open(p, memmap=False) as hdul:
-                hdu = next((h for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) >= 2), None)
-                if hdu is None:
-                    raise ValueError(f"{p}: no image HDU in this FITS file")
-                a = np.asarray(hdu.data, dtype=np.float32)
-        except OSError as err:
-            raise ValueError(f"{p}: not a readable FITS file ({err})") from err
-        a = a.reshape(a.shape[-2:]) if a.ndim > 2 and np.prod(a.shape[:-2]) == 1 else a
-        if a.ndim != 2:
-            raise ValueError(f"{p}: expected a 2-D image, got shape {a.shape}")
-        imgs.append(np.nan_to_num(a, nan=0.0))
+        imgs.append(read_fits_image(p, mask=None, noise_sigma=0.0).data.astype(np.float32))
     if len({a.shape for a in imgs}) != 1:
         raise ValueError(f"{folder}: FITS images have different sizes; cut patches of one size first")
     return torch.from_numpy(np.stack(imgs))[:, None]
@@ -297,13 +289,14 @@ def _fits_stack(folder: Path) -> torch.Tensor:
 def _faces(size: int | None) -> torch.Tensor:
     """The embedded faces set ``(N, 1, H, W)`` in [0, 1] (``ambient_imaging.datasets.load_faces``)."""
     try:
-        from ambient_imaging.datasets import load_faces
+        from ambient_imaging.datasets.embedded.faces import load_faces
     except ImportError:  # the datasets package without the embedded builders: scikit-image's LFW subset
         from skimage.data import lfw_subset
 
         x = torch.from_numpy(np.asarray(lfw_subset(), dtype=np.float32))[:, None]
     else:
-        x = torch.as_tensor(np.asarray(load_faces())).float()
+        train, _heldout = load_faces()  # the held-out faces stay out of training (memorisation tests)
+        x = torch.as_tensor(np.asarray(train)).float()
         if x.ndim == 3:
             x = x[:, None]
     if size is not None and tuple(x.shape[-2:]) != (size, size):
@@ -318,16 +311,25 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
     mask/noise is drawn once, deterministically from ``(seed, index)``.
     """
     x, what = _load_image_stack(cfg)
-    x, rule = _to_unit_range(x)
     c, h, w = (int(s) for s in x.shape[1:])
     sigma_n = float(cfg.noise_sigma)
+    corruption = cfg.corruption if cfg.operator == "mask" else 0.0
     if cfg.operator == "mask":
-        make_operator = _DustMask((h, w), cfg.corruption, sigma_n)
         desc = f"{cfg.corruption:.0%} of pixels erased" + (f", noise σ_n={sigma_n:g}" if sigma_n else "")
     else:
-        make_operator = _Noise(sigma_n)
         desc = f"Gaussian noise σ_n={sigma_n:g}"
-    ds = SimulatedMeasurements(x, make_operator, seed=cfg.seed)
+    ds: Dataset
+    if float(x.min()) >= 0.0 and float(x.max()) <= 1.0:
+        from ambient_imaging.datasets import CorruptedImages
+
+        ds = CorruptedImages(x, corruption=corruption, noise_sigma=sigma_n, seed=cfg.seed, value_range=(-1.0, 1.0))
+        if cfg.loss == "oracle":  # the oracle baseline needs the clean image as "reference"
+            ds = ds.evaluation_view()
+        rule = "images mapped from [0, 1] to [-1, 1] (x' = 2x - 1) before corruption"
+    else:  # e.g. FITS or .npy data in physical units: affine map of the set's range to -1..1
+        x, rule = _to_unit_range(x)
+        make_operator = _DustMask((h, w), corruption, sigma_n) if cfg.operator == "mask" else _Noise(sigma_n)
+        ds = SimulatedMeasurements(x, make_operator, seed=cfg.seed)
     return TrainingData(
         dataset=ds,
         family=cfg.operator,
@@ -357,14 +359,14 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"fastMRI data not found: {path}")
-    files = sorted(path.glob("*.h5")) if path.is_dir() else [path]
+    files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
     if not files:
         raise ValueError(f"{path}: no .h5 files here (expected fastMRI-layout HDF5 files)")
     wanted = {
         "acceleration": cfg.acceleration,
         "center_fraction": cfg.center_fraction,
         "mask_kind": cfg.mask_kind,
-        "seed": cfg.seed,
+        "mask_seed": cfg.seed,
         "crop": None if cfg.image_size is None else (cfg.image_size, cfg.image_size),
     }
     params = inspect.signature(FastMRISlices).parameters

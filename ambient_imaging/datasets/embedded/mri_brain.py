@@ -1,0 +1,221 @@
+"""``mri-brain``: simulated multi-coil brain k-space from the MNI152 T1 template bundled with nilearn.
+
+Built offline from ``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``
+(the file ``nilearn.datasets.load_mni152_template`` reads; loaded here with nibabel directly so
+no fetcher can touch the network). See ``datasets/mri-brain.md`` for the card.
+
+Pipeline per axial slice: rescale to [0, 1] (template max) → pad to square → area-resample to
+``matrix²`` → smooth synthetic phase (real MR images are complex: B0/receive phase varies slowly
+in space) → birdcage coil maps → centred orthonormal FFT → complex thermal noise with
+``σ = p99(|x|) / snr`` (``E|n|² = σ²``; orthonormal FFT, so σ is also the per-pixel image noise).
+
+Split: slices are grouped in contiguous blocks of ``block`` slices; every 5th block is held out
+(val), and ``gap`` slices on each side of a held-out block are dropped, so no training slice is
+an immediate neighbour (near-duplicate) of a held-out one. Train k-space is retrospectively
+undersampled (1-D random columns with a fully sampled ACS, one mask per slice, stored in
+``mask``) — no fully sampled training data is written; val k-space is fully sampled and has
+``reconstruction_rss``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["build_mri_brain", "template_path", "acs_lines_for", "SIZES"]
+
+# size -> matrix, coils, slice step, slices per train file, split block length
+SIZES: dict[str, dict[str, int]] = {
+    "default": {"matrix": 64, "step": 1, "per_file": 16, "block": 8},
+    "small": {"matrix": 32, "step": 3, "per_file": 8, "block": 4},
+}
+
+
+def acs_lines_for(matrix: int, acceleration: float) -> int:
+    """ACS width used by the build: ``max(6, W / 8)`` lines (ESPIRiT needs >= 6), capped at ``W / R``."""
+    return int(min(max(6, round(matrix / 8)), math.floor(matrix / float(acceleration))))
+
+
+def template_path() -> Path:
+    """Path of the MNI152 2009 T1 template inside the installed nilearn package."""
+    import nilearn
+
+    p = Path(nilearn.__file__).parent / "datasets" / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    if not p.is_file():
+        raise FileNotFoundError(f"MNI152 template not found at {p} (is nilearn installed completely?)")
+    return p
+
+
+def _load_volume() -> np.ndarray:
+    import nibabel
+
+    vol = np.asarray(nibabel.load(str(template_path())).get_fdata(dtype=np.float32))
+    return vol / vol.max()  # as nilearn.datasets.load_mni152_template: rescaled to [0, 1]
+
+
+def _slices(vol: np.ndarray, matrix: int, step: int, min_fill: float) -> tuple[np.ndarray, list[int]]:
+    """Axial slices (anterior up), padded square and area-resampled to ``matrix``; near-empty ones skipped."""
+    import torch.nn.functional as F
+
+    keep = [z for z in range(0, vol.shape[2], step) if (vol[:, :, z] > 0.05).mean() >= min_fill]
+    imgs = np.stack([vol[:, :, z].T[::-1] for z in keep])  # (S, y, x)
+    s, h, w = imgs.shape
+    n = max(h, w)
+    pad = np.zeros((s, n, n), dtype=np.float32)
+    pad[:, (n - h) // 2 : (n - h) // 2 + h, (n - w) // 2 : (n - w) // 2 + w] = imgs
+    t = torch.from_numpy(pad)[:, None]
+    out = F.interpolate(t, size=(matrix, matrix), mode="bilinear", antialias=True, align_corners=False)[:, 0]
+    return out.clamp_min(0).numpy(), keep
+
+
+def _smooth_phase(s: int, matrix: int, g: torch.Generator) -> torch.Tensor:
+    """Random low-order phase maps ``φ = a + b·u + c·v + d·(u² + v²)`` (u, v ∈ [-1, 1]), |coeffs| ≲ π/2."""
+    u = torch.linspace(-1, 1, matrix, dtype=torch.float64)
+    vv, uu = torch.meshgrid(u, u, indexing="ij")
+    c = (torch.rand(s, 4, generator=g, dtype=torch.float64) * 2 - 1) * torch.tensor([math.pi, 1.0, 1.0, 0.8])
+    c = c[:, :, None, None]
+    phi = c[:, 0] + c[:, 1] * uu + c[:, 2] * vv + c[:, 3] * (uu**2 + vv**2)
+    return torch.polar(torch.ones_like(phi), phi)
+
+
+def build_mri_brain(
+    out_dir: str | Path,
+    size: str = "default",
+    acceleration: float = 4.0,
+    n_coils: int = 8,
+    matrix: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    snr: float = 40.0,
+    block: int | None = None,
+    gap: int = 1,
+    min_fill: float = 0.05,
+) -> dict[str, Any]:
+    """Build ``train/`` (undersampled at ``acceleration``) and ``val/`` (fully sampled) fastMRI files.
+
+    Args:
+        out_dir: output folder (``train/``, ``val/``, ``build.json`` are written inside).
+        size: ``"default"`` (64², every slice) or ``"small"`` (32², every 3rd slice; for tests).
+        acceleration: R of the training masks (random 1-D columns; ACS = :func:`acs_lines_for`).
+        n_coils, matrix: override the size preset.
+        seed: everything random (phase, noise, masks) derives from it; same seed, same bytes of data.
+        snr: ``p99(|x|) / σ`` of the complex thermal noise.
+        block, gap: split layout (see the module docstring). min_fill: skip slices where less than
+            this fraction of pixels is brain.
+
+    Returns:
+        summary dict (also written to ``build.json``): files, bytes, slices, seconds, parameters.
+    """
+    from tqdm.auto import tqdm
+
+    from ambient_imaging.operators import birdcage_maps, fft2c, ifft2c, mri_mask, rss
+
+    from ..fastmri import write_fastmri
+    from ..io import atomic_path
+
+    if size not in SIZES:
+        raise ValueError(f"build_mri_brain: size must be one of {sorted(SIZES)}, got {size!r}")
+    if not float(acceleration) >= 1.0:
+        raise ValueError(f"build_mri_brain: acceleration must be >= 1, got {acceleration}")
+    preset = dict(SIZES[size])
+    matrix = int(matrix or preset["matrix"])
+    n_coils = int(n_coils)
+    if n_coils < 1:
+        raise ValueError(f"build_mri_brain: n_coils must be >= 1, got {n_coils}")
+    block = int(block or preset["block"])
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    (out / "val").mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(int(seed))
+
+    imgs, zs = _slices(_load_volume(), matrix, preset["step"], min_fill)
+    s = imgs.shape[0]
+    x = torch.from_numpy(imgs).to(torch.complex128) * _smooth_phase(s, matrix, g)  # (S, H, W)
+    maps = birdcage_maps(n_coils, (matrix, matrix), dtype=torch.complex128)  # (Nc, H, W)
+    blocks = np.arange(s) // block
+    n_blocks = int(blocks.max()) + 1
+    held = {b for b in range(n_blocks) if b % 5 == 2}  # every 5th block, starting inside the brain
+    val_idx = [i for i in range(s) if blocks[i] in held]
+    near = {j for i in val_idx for j in range(i - gap, i + gap + 1)}
+    train_idx = [i for i in range(s) if i not in near]
+    fov = 233.0  # mm: the padded template width at 1 mm voxels
+    spacing = fov / matrix
+    center_lines = acs_lines_for(matrix, acceleration)
+    files: list[dict[str, Any]] = []
+
+    def kspace(idx: list[int]) -> tuple[torch.Tensor, float]:
+        coil = maps[None] * x[idx][:, None]  # (n, Nc, H, W)
+        k = fft2c(coil)
+        sigma = float(np.percentile(imgs[idx], 99)) / snr
+        re = torch.randn(k.shape, generator=g, dtype=torch.float64)
+        im = torch.randn(k.shape, generator=g, dtype=torch.float64)
+        return k + sigma * torch.complex(re, im) / math.sqrt(2.0), sigma
+
+    common = {"source": "MNI152 ICBM 2009a symmetric T1 (nilearn)", "snr": float(snr), "pixel_spacing_mm": spacing,
+              "seed": int(seed), "dataset": "mri-brain", "size": size}
+    train_chunks = [train_idx[i : i + preset["per_file"]] for i in range(0, len(train_idx), preset["per_file"])]
+    val_chunks = [[i for i in val_idx if blocks[i] == b] for b in sorted(held)]
+    val_chunks = [c for c in val_chunks if c]
+    bar = tqdm(total=len(train_chunks) + len(val_chunks), desc="mri-brain", unit="file", disable=not progress)
+    for n, idx in enumerate(train_chunks):
+        k, sigma = kspace(idx)
+        mask, _ = mri_mask((matrix, matrix), acceleration, center_lines=center_lines, kind="random",
+                           batch=len(idx), generator=g)
+        lines = mask[:, 0, :]  # (n, W): one mask per slice
+        k = k * lines[:, None, None, :]
+        path = write_fastmri(out / "train" / f"mni152_train_{n:03d}.h5", k.to(torch.complex64), mask=lines,
+                             fov_mm=(fov, fov), compression="gzip",
+                             attrs={**common, "split": "train", "acceleration": float(acceleration),
+                                    "noise_sigma": sigma, "template_slices": np.asarray([zs[i] for i in idx])})
+        files.append({"file": str(path.relative_to(out)), "slices": len(idx), "bytes": path.stat().st_size})
+        bar.update()
+    for n, idx in enumerate(val_chunks):
+        k, sigma = kspace(idx)
+        ref = rss(ifft2c(k), dim=1).to(torch.float32)
+        path = write_fastmri(out / "val" / f"mni152_val_{n:03d}.h5", k.to(torch.complex64), reconstruction_rss=ref,
+                             fov_mm=(fov, fov), compression="gzip",
+                             attrs={**common, "split": "val", "noise_sigma": sigma,
+                                    "template_slices": np.asarray([zs[i] for i in idx])})
+        files.append({"file": str(path.relative_to(out)), "slices": len(idx), "bytes": path.stat().st_size})
+        bar.update()
+    bar.close()
+    src = template_path()
+    summary: dict[str, Any] = {
+        "dataset": "mri-brain",
+        "size": size,
+        "seed": int(seed),
+        "acceleration": float(acceleration),
+        "matrix": matrix,
+        "n_coils": n_coils,
+        "snr": float(snr),
+        "pixel_spacing_mm": spacing,
+        "center_lines": center_lines,
+        "split": {"block": block, "gap": gap, "heldout_blocks": sorted(held)},
+        "train_slices": len(train_idx),
+        "val_slices": len(val_idx),
+        "files": files,
+        "bytes": int(sum(f["bytes"] for f in files)),
+        "source": {"package": "nilearn", "version": _version("nilearn"), "file": src.name,
+                   "sha256": hashlib.sha256(src.read_bytes()).hexdigest()},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    with atomic_path(out / "build.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import version
+
+    try:
+        return version(pkg)
+    except Exception:  # noqa: BLE001
+        return "unknown"

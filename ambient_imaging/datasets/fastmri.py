@@ -1,0 +1,792 @@
+"""fastMRI-layout HDF5: reader (a streaming torch Dataset), writer, retrospective undersampling, ESPIRiT cache.
+
+File layout (as distributed by fastMRI):
+
+* ``kspace``: ``(slices, coils, H, W)`` complex64 (single-coil: ``(slices, H, W)``); phase
+  encodes are the columns (``W``).
+* ``mask`` (optional): ``(W,)`` sampled columns, ``(H, W)``, or per slice ``(slices, W)`` /
+  ``(slices, H, W)``. Without it the mask is derived from which columns hold non-zero data.
+* ``reconstruction_rss`` / ``reconstruction_esc`` (optional): ``(slices, h, w)`` references.
+* ``ismrmrd_header``: ISMRMRD XML (encoded/recon matrix and FOV), and attributes
+  (``acquisition``, ``max``, ``norm``, ``patient_id``, ...).
+
+Sensitivity maps are estimated by ESPIRiT from the ACS on first use and cached in a sidecar
+``<name>.maps.h5`` next to the data (or under ``cache_dir`` when the folder is read-only),
+validated by the source file's size, mtime and k-space shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .io import atomic_path, file_fingerprint, is_writable_dir, scan_files
+
+__all__ = [
+    "FastMRISlices",
+    "parse_ismrmrd_header",
+    "read_fastmri_header",
+    "read_fastmri",
+    "estimate_noise_sigma",
+    "minimal_ismrmrd_header",
+    "fastmri_info",
+    "read_fastmri_slice",
+    "write_fastmri",
+    "undersample_file",
+    "prepare_folder",
+    "load_or_compute_maps",
+    "maps_cache_path",
+    "derive_line_mask",
+    "acs_from_lines",
+]
+
+_MAX_OPEN = 8  # open HDF5 handles kept per worker process
+
+
+# ---------------------------------------------------------------------------------------------
+# ISMRMRD header
+# ---------------------------------------------------------------------------------------------
+def parse_ismrmrd_header(xml: str | bytes | None) -> dict[str, Any]:
+    """Encoded/recon matrix sizes and FOV (mm) from an ISMRMRD XML header.
+
+    Namespaces are ignored and missing fields are ``None``. Returns a dict with keys
+    ``encoded_matrix``, ``recon_matrix`` (``(x, y, z)`` ints) and ``encoded_fov_mm``,
+    ``recon_fov_mm`` (``(x, y, z)`` floats).
+    """
+    out: dict[str, Any] = {"encoded_matrix": None, "recon_matrix": None, "encoded_fov_mm": None, "recon_fov_mm": None}
+    if xml is None:
+        return out
+    if isinstance(xml, (bytes, np.bytes_)):
+        xml = bytes(xml).decode("utf-8", errors="replace")
+    try:
+        root = ET.fromstring(str(xml).strip())
+    except ET.ParseError as err:
+        raise ValueError(f"ismrmrd_header is not valid XML ({err})") from err
+
+    def local(tag: str) -> str:
+        return tag.rsplit("}", 1)[-1]
+
+    def child(node: ET.Element | None, name: str) -> ET.Element | None:
+        if node is None:
+            return None
+        for c in node:
+            if local(c.tag) == name:
+                return c
+        return None
+
+    def triple(node: ET.Element | None, cast: type) -> tuple | None:
+        if node is None:
+            return None
+        vals = []
+        for k in ("x", "y", "z"):
+            c = child(node, k)
+            try:
+                vals.append(cast(float(c.text)) if c is not None and c.text else None)
+            except ValueError:
+                vals.append(None)
+        return tuple(vals)
+
+    enc = child(root, "encoding")
+    for space in ("encoded", "recon"):
+        sp = child(enc, f"{space}Space")
+        out[f"{space}_matrix"] = triple(child(sp, "matrixSize"), int)
+        out[f"{space}_fov_mm"] = triple(child(sp, "fieldOfView_mm"), float)
+    return out
+
+
+def minimal_ismrmrd_header(shape: tuple[int, int], fov_mm: tuple[float, float] | None = None) -> str:
+    """A minimal valid ISMRMRD header for k-space of shape ``(H, W)`` (readout x = H, phase y = W)."""
+    h, w = int(shape[0]), int(shape[1])
+    fx, fy = fov_mm if fov_mm is not None else (float(h), float(w))
+
+    def space(name: str) -> str:
+        return (
+            f"<{name}><matrixSize><x>{h}</x><y>{w}</y><z>1</z></matrixSize>"
+            f"<fieldOfView_mm><x>{fx}</x><y>{fy}</y><z>1.0</z></fieldOfView_mm></{name}>"
+        )
+
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
+        f"<encoding>{space('encodedSpace')}{space('reconSpace')}"
+        "<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>"
+    )
+
+
+def read_fastmri_header(path: str | Path) -> dict[str, Any]:
+    """Parse the ``ismrmrd_header`` of a fastMRI file (see :func:`parse_ismrmrd_header`); all ``None`` if absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with _open(path) as f:
+        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+    try:
+        return parse_ismrmrd_header(xml)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+# ---------------------------------------------------------------------------------------------
+# masks
+# ---------------------------------------------------------------------------------------------
+def derive_line_mask(kspace: np.ndarray) -> np.ndarray:
+    """Sampled columns ``(W,)``: those holding any non-zero value (over coils and rows)."""
+    k = np.abs(kspace)
+    return k.reshape(-1, k.shape[-2], k.shape[-1]).max(axis=(0, 1)) > 0
+
+
+def acs_from_lines(lines: np.ndarray) -> np.ndarray:
+    """The contiguous block of sampled columns around the centre ``W // 2`` (the ACS), ``(W,)`` bool."""
+    lines = np.asarray(lines, dtype=bool)
+    w = lines.shape[-1]
+    acs = np.zeros(w, dtype=bool)
+    c = w // 2
+    if not lines[c]:
+        return acs
+    lo, hi = c, c
+    while lo - 1 >= 0 and lines[lo - 1]:
+        lo -= 1
+    while hi + 1 < w and lines[hi + 1]:
+        hi += 1
+    acs[lo : hi + 1] = True
+    return acs
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{path}: not a readable HDF5 file (truncated or another format?): {err}") from err
+
+
+def _check_layout(f: h5py.File, path: Path) -> tuple[int, int, int, int, bool]:
+    """Validate ``kspace`` (and ``mask``) without reading k-space; returns ``(S, Nc, H, W, single_coil)``."""
+    if "kspace" not in f:
+        raise ValueError(f"{path}: no 'kspace' dataset (found: {sorted(f.keys())})")
+    ks = f["kspace"]
+    if not isinstance(ks, h5py.Dataset):
+        raise ValueError(f"{path}: 'kspace' is not a dataset")
+    if ks.dtype.kind != "c":
+        raise ValueError(f"{path}: 'kspace' must be complex (complex64), got dtype {ks.dtype}")
+    if ks.ndim == 3:
+        s, h, w = ks.shape
+        nc, single = 1, True
+    elif ks.ndim == 4:
+        s, nc, h, w = ks.shape
+        single = False
+    else:
+        raise ValueError(
+            f"{path}: 'kspace' must have shape (slices, coils, H, W) or (slices, H, W), got {tuple(ks.shape)}"
+        )
+    if min(s, nc, h, w) < 1:
+        raise ValueError(f"{path}: 'kspace' is empty, shape {tuple(ks.shape)}")
+    if "mask" in f:
+        m = f["mask"]
+        if m.shape[-1] != w:
+            raise ValueError(f"{path}: 'mask' width {m.shape[-1]} does not match the k-space width {w}")
+        if m.ndim == 2 and m.shape not in ((h, w), (s, w)):
+            raise ValueError(f"{path}: 'mask' shape {tuple(m.shape)} is neither (H, W)=({h}, {w}) nor (slices, W)")
+        if m.ndim == 3 and m.shape != (s, h, w):
+            raise ValueError(f"{path}: 'mask' shape {tuple(m.shape)} does not match k-space (slices, H, W)")
+        if m.ndim not in (1, 2, 3):
+            raise ValueError(f"{path}: 'mask' must be (W,), (H, W) or per slice, got {tuple(m.shape)}")
+    return s, nc, h, w, single
+
+
+def _read_mask(f: h5py.File, s_idx: int, n_slices: int, h: int, w: int) -> np.ndarray | None:
+    """The stored mask for slice ``s_idx`` as ``(W,)`` or ``(H, W)`` bool, or ``None``."""
+    if "mask" not in f:
+        return None
+    m = f["mask"]
+    if m.ndim == 1 or (m.ndim == 2 and m.shape == (h, w)):  # shared by all slices ((H, W) wins if ambiguous)
+        arr = m[()]
+    else:  # per slice: (slices, W) or (slices, H, W)
+        arr = m[s_idx]
+    arr = np.asarray(arr) != 0
+    if arr.ndim == 2 and np.all(arr == arr[:1]):
+        arr = arr[0]
+    return arr
+
+
+def read_fastmri_slice(path: str | Path, index: int, f: h5py.File | None = None) -> dict[str, Any]:
+    """Read one slice: ``{"kspace": (Nc, H, W) complex64, "mask": (W,) or (H, W) bool, "mask_stored": bool}``.
+
+    Raises ``ValueError`` naming the file for a bad layout or NaN/Inf values in this slice.
+    """
+    path = Path(path)
+    own = f is None
+    f = _open(path) if f is None else f
+    try:
+        s, nc, h, w, single = _check_layout(f, path)
+        if not 0 <= index < s:
+            raise IndexError(f"{path}: slice {index} out of range (file has {s})")
+        k = np.asarray(f["kspace"][index], dtype=np.complex64)
+        if single:
+            k = k[None]
+        if not np.isfinite(k.view(np.float32)).all():
+            raise ValueError(f"{path}: k-space slice {index} holds NaN or Inf values")
+        mask = _read_mask(f, index, s, h, w)
+        stored = mask is not None
+        if mask is None:
+            mask = derive_line_mask(k)
+        return {"kspace": k, "mask": mask, "mask_stored": stored}
+    finally:
+        if own:
+            f.close()
+
+
+def read_fastmri(path: str | Path) -> dict[str, Any]:
+    """Read a whole (small) file into memory, validated like :func:`read_fastmri_slice`.
+
+    Returns ``{"kspace": (S, Nc, H, W) complex64 (single-coil: Nc = 1), "mask": the stored mask
+    (bool, as stored) or None, "lines": (S, W) bool sampled columns per slice (stored mask, else
+    non-zero columns), "attrs": dict, "header": parsed ISMRMRD header}``. For large files use
+    :class:`FastMRISlices`, which streams slices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with _open(path) as f:
+        s, nc, h, w, single = _check_layout(f, path)
+        k = np.empty((s, nc, h, w), dtype=np.complex64)
+        lines = np.empty((s, w), dtype=bool)
+        for i in range(s):
+            sl = read_fastmri_slice(path, i, f)
+            k[i] = sl["kspace"]
+            m = sl["mask"]
+            lines[i] = m if m.ndim == 1 else m.any(axis=0)
+        mask = (np.asarray(f["mask"][()]) != 0) if "mask" in f else None
+        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        attrs = {a: _plain(v) for a, v in f.attrs.items()}
+    try:
+        header = parse_ismrmrd_header(xml)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+    return {"kspace": k, "mask": mask, "lines": lines, "attrs": attrs, "header": header}
+
+
+def fastmri_info(path: str | Path) -> dict[str, Any]:
+    """Summary of a file (reads one slice for the mask): shape, coils, slices, mask, acceleration, header, attrs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with _open(path) as f:
+        s, nc, h, w, single = _check_layout(f, path)
+        sl = read_fastmri_slice(path, s // 2, f)
+        lines = sl["mask"] if sl["mask"].ndim == 1 else sl["mask"].any(axis=0)
+        frac = float(sl["mask"].mean())
+        hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        info = {
+            "file": str(path),
+            "kspace_shape": tuple(int(v) for v in f["kspace"].shape),
+            "slices": s,
+            "coils": nc,
+            "single_coil": single,
+            "matrix": (h, w),
+            "mask_stored": sl["mask_stored"],
+            "sampled_fraction": frac,
+            "acceleration": (1.0 / frac) if frac > 0 else float("inf"),
+            "acs_lines": int(acs_from_lines(lines).sum()),
+            "header": parse_ismrmrd_header(hdr),
+            "datasets": sorted(f.keys()),
+            "attrs": {k: _plain(v) for k, v in f.attrs.items()},
+        }
+    return info
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+def write_fastmri(
+    path: str | Path,
+    kspace: np.ndarray | Tensor,
+    mask: np.ndarray | Tensor | None = None,
+    reconstruction_rss: np.ndarray | Tensor | None = None,
+    header_xml: str | None = None,
+    attrs: dict[str, Any] | None = None,
+    fov_mm: tuple[float, float] | None = None,
+    compression: str | None = None,
+) -> Path:
+    """Write a fastMRI-layout file atomically.
+
+    Args:
+        kspace: ``(slices, coils, H, W)`` or single-coil ``(slices, H, W)`` complex.
+        mask: ``(W,)`` columns, ``(H, W)``, or per slice; stored as ``float32`` 0/1 like fastMRI.
+        reconstruction_rss: optional ``(slices, h, w)`` reference magnitude.
+        header_xml: ISMRMRD XML; a minimal one (matrix ``H × W``, ``fov_mm``) is generated if ``None``.
+        attrs: extra root attributes; ``acquisition`` defaults to ``"unknown"`` and ``max`` /
+            ``norm`` are computed from ``reconstruction_rss`` when given.
+        compression: HDF5 filter for ``kspace`` (e.g. ``"gzip"``; fastMRI files use none). Zeroed
+            (unsampled) columns of undersampled k-space compress to almost nothing.
+    """
+    k = kspace.detach().cpu().numpy() if isinstance(kspace, Tensor) else np.asarray(kspace)
+    if not np.iscomplexobj(k):
+        raise TypeError(f"write_fastmri: kspace must be complex, got {k.dtype}")
+    if k.ndim not in (3, 4):
+        raise ValueError(f"write_fastmri: kspace must be (slices, coils, H, W) or (slices, H, W), got {k.shape}")
+    h, w = k.shape[-2:]
+    path = Path(path)
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("kspace", data=k.astype(np.complex64), chunks=(1, *k.shape[1:]), compression=compression)
+        if mask is not None:
+            m = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+            if m.shape[-1] != w:
+                raise ValueError(f"write_fastmri: mask width {m.shape[-1]} does not match the k-space width {w}")
+            f.create_dataset("mask", data=(m != 0).astype(np.float32))
+        if reconstruction_rss is not None:
+            r = reconstruction_rss
+            r = np.asarray(r.detach().cpu().numpy() if isinstance(r, Tensor) else r, dtype=np.float32)
+            f.create_dataset("reconstruction_rss", data=r)
+            f.attrs["max"] = float(r.max())
+            f.attrs["norm"] = float(np.linalg.norm(r))
+        f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml or minimal_ismrmrd_header((h, w), fov_mm)))
+        f.attrs["acquisition"] = "unknown"
+        for key, val in (attrs or {}).items():
+            f.attrs[key] = val
+    return path
+
+
+def undersample_file(
+    src: str | Path,
+    dst: str | Path,
+    acceleration: float,
+    center_fraction: float = 0.08,
+    kind: str = "random",
+    seed: int = 0,
+    same_mask: bool = True,
+) -> dict[str, Any]:
+    """Retrospectively undersample a fully sampled fastMRI file into ``dst`` (atomic).
+
+    One 1-D mask (``same_mask``) or one per slice is drawn with :func:`~ambient_imaging.operators.mri_mask`
+    (lines = columns); unsampled k-space is zeroed and the mask is stored. References
+    (``reconstruction_rss``) and the header are copied. Returns ``{"acceleration": achieved R, ...}``.
+    """
+    from ambient_imaging.operators import mri_mask
+
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise ValueError(f"undersample_file: destination {dst} is the source file")
+    with _open(src) as f:
+        s, nc, h, w, single = _check_layout(f, src)
+        k = np.asarray(f["kspace"][()], dtype=np.complex64)
+        if not np.isfinite(k.view(np.float32)).all():
+            raise ValueError(f"{src}: k-space holds NaN or Inf values")
+        rss_ref = f["reconstruction_rss"][()] if "reconstruction_rss" in f else None
+        hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        attrs = {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
+    g = torch.Generator().manual_seed(int(seed))
+    masks, _ = mri_mask((h, w), acceleration, center_fraction=center_fraction, kind=kind, batch=1 if same_mask else s,
+                        generator=g)
+    m = masks.numpy()
+    lines = m[:, 0, :] if np.all(m == m[:, :1, :]) else None
+    kview = k if not single else k[:, None]
+    if lines is not None:
+        kview *= (lines[:, None, None, :] if not same_mask else lines[0][None, None, None, :])
+        stored = lines[0] if same_mask else lines
+    else:
+        kview *= m[:, None] if not same_mask else m[0][None, None]
+        stored = m[0] if same_mask else m
+    write_fastmri(dst, k, mask=stored, reconstruction_rss=rss_ref,
+                  header_xml=None if hdr is None else bytes(hdr).decode("utf-8", "replace"),
+                  attrs={**attrs, "acceleration": float(acceleration), "mask_kind": kind, "mask_seed": int(seed)})
+    frac = float(np.mean(stored))
+    return {"file": str(dst), "acceleration": 1.0 / frac, "sampled_fraction": frac}
+
+
+# ---------------------------------------------------------------------------------------------
+# ESPIRiT maps cache
+# ---------------------------------------------------------------------------------------------
+def maps_cache_path(path: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """Sidecar ``<name>.maps.h5`` next to ``path``; under ``cache_dir`` (or when the folder is read-only,
+    ``~/.cache/ambient-imaging/maps``) with a hash of the absolute path in the name."""
+    path = Path(path)
+    if cache_dir is None and is_writable_dir(path.parent):
+        return path.with_name(path.stem + ".maps.h5")
+    root = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "ambient-imaging" / "maps"
+    tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    return root / f"{path.stem}-{tag}.maps.h5"
+
+
+def _cache_valid(cache: Path, source: Path, shape: tuple[int, ...], calib: int | None = None) -> bool:
+    if not cache.is_file():
+        return False
+    size, mtime = file_fingerprint(source)
+    try:
+        with h5py.File(cache, "r") as c:
+            a = c.attrs
+            return (
+                "maps" in c
+                and int(a.get("source_size", -1)) == size
+                and int(a.get("source_mtime_ns", -1)) == mtime
+                and tuple(int(v) for v in a.get("kspace_shape", ())) == tuple(shape)
+                and int(a.get("calib_request", -1)) == (-1 if calib is None else int(calib))
+            )
+    except OSError:
+        return False
+
+
+def load_or_compute_maps(
+    path: str | Path,
+    cache_dir: str | Path | None = None,
+    acs_lines: int | None = None,
+    compute: bool = True,
+    show_pbar: bool = False,
+) -> np.ndarray:
+    """ESPIRiT maps ``(slices, Nc, H, W)`` complex64 for a multi-coil file, from the cache or computed.
+
+    The cache is reused only if the source's size, mtime and k-space shape match; otherwise the
+    maps are recomputed from the ACS of every slice (calibration width = the ACS width, capped at 24,
+    or ``acs_lines``) and written atomically. With ``compute=False`` a missing/stale cache is an error.
+    """
+    from ambient_imaging.operators import espirit_maps
+
+    path = Path(path)
+    cache = maps_cache_path(path, cache_dir)
+    with _open(path) as f:
+        s, nc, h, w, single = _check_layout(f, path)
+        shape = tuple(int(v) for v in f["kspace"].shape)
+        if _cache_valid(cache, path, shape, acs_lines):
+            with h5py.File(cache, "r") as c:
+                return np.asarray(c["maps"][()], dtype=np.complex64)
+        if not compute:
+            raise FileNotFoundError(
+                f"{path}: no valid sensitivity-map cache at {cache}; run `ambient-imaging data prepare {path.parent}`"
+            )
+        out = np.empty((s, nc, h, w), dtype=np.complex64)
+        for i in range(s):
+            sl = read_fastmri_slice(path, i, f)
+            lines = sl["mask"] if sl["mask"].ndim == 1 else sl["mask"].all(axis=0)
+            acs = acs_from_lines(lines)
+            n_acs = int(acs.sum())
+            calib = _centred_width(acs, min(24, h) if acs_lines is None else int(acs_lines))
+            if calib < 6:
+                raise ValueError(
+                    f"{path}: slice {i} has only {n_acs} contiguous ACS lines; ESPIRiT needs at least 6"
+                )
+            out[i] = _espirit(espirit_maps, sl["kspace"], calib, path, i)
+    size, mtime = file_fingerprint(path)
+    try:
+        with atomic_path(cache, suffix=".h5") as tmp, h5py.File(tmp, "w") as c:
+            c.create_dataset("maps", data=out, chunks=(1, nc, h, w))
+            c.attrs.update({"source": str(path.resolve()), "source_size": size, "source_mtime_ns": mtime,
+                            "kspace_shape": np.asarray(shape, dtype=np.int64),
+                            "calib_request": -1 if acs_lines is None else int(acs_lines)})
+    except OSError as err:
+        warnings.warn(f"{path}: could not write the sensitivity-map cache {cache} ({err}); pass cache_dir=",
+                      RuntimeWarning, stacklevel=2)
+    return out
+
+
+def _espirit(fn: Callable[..., Tensor], k: np.ndarray, calib: int, path: Path, i: int) -> np.ndarray:
+    """ESPIRiT with a kernel that fits small ACS blocks (``min(6, calib // 2)``); if every eigenvalue falls
+    below the crop threshold (maps all zero: too little calibration data), retry without cropping."""
+    kw = max(3, min(6, calib // 2))
+    maps = fn(torch.from_numpy(k), calib_width=calib, kernel_width=kw).numpy()
+    if not np.any(maps):
+        warnings.warn(f"{path}: slice {i}: ESPIRiT maps empty with crop=0.95 ({calib} ACS lines); using crop=0",
+                      RuntimeWarning, stacklevel=3)
+        maps = fn(torch.from_numpy(k), calib_width=calib, kernel_width=kw, crop=0.0).numpy()
+    return maps
+
+
+def _centred_width(acs: np.ndarray, cap: int) -> int:
+    """Largest ``c <= cap`` whose centred block ``[W//2 - c//2, W//2 - c//2 + c)`` (ESPIRiT's) lies in the ACS."""
+    w = acs.shape[-1]
+    for c in range(min(cap, int(acs.sum())), 0, -1):
+        lo = w // 2 - c // 2
+        if lo >= 0 and lo + c <= w and acs[lo : lo + c].all():
+            return c
+    return 0
+
+
+def prepare_folder(
+    paths: str | Path | Sequence[str | Path],
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    strict: bool = False,
+    acs_lines: int | None = None,
+) -> dict[str, Any]:
+    """Compute (or validate) ESPIRiT maps for every multi-coil file, with a progress bar.
+
+    ``acs_lines``: calibration width (default: each slice's contiguous ACS, capped at 24); use
+    the value :class:`FastMRISlices` will ask for (it is part of the cache key). Broken files are
+    skipped with a warning (``strict=True``: raise).
+
+    Returns ``{"files": n, "computed": n, "cached": n, "single_coil": n, "skipped": [(file, reason), ...]}``.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    def layout(p: Path) -> tuple[bool, tuple[int, ...]]:
+        with _open(p) as f:
+            single = _check_layout(f, p)[4]
+            return single, tuple(int(v) for v in f["kspace"].shape)
+
+    found, skipped = scan_files(paths, layout, strict=strict)
+    todo, cached, single = [], 0, 0
+    for p, (sc, shape) in found:
+        if sc:
+            single += 1
+        elif _cache_valid(maps_cache_path(p, cache_dir), p, shape, acs_lines):
+            cached += 1
+        else:
+            todo.append(p)
+    bar = tqdm(total=len(todo), desc="ESPIRiT maps", unit="file", disable=not todo)
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            for _ in ex.map(_prepare_one, todo, [cache_dir] * len(todo), [acs_lines] * len(todo)):
+                bar.update()
+    else:
+        for p in todo:
+            _prepare_one(p, cache_dir, acs_lines)
+            bar.update()
+    bar.close()
+    return {"files": len(found) + len(skipped), "computed": len(todo), "cached": cached, "single_coil": single,
+            "skipped": skipped}
+
+
+def _prepare_one(path: Path, cache_dir: str | Path | None, acs_lines: int | None = None) -> None:
+    load_or_compute_maps(path, cache_dir=cache_dir, acs_lines=acs_lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Dataset
+# ---------------------------------------------------------------------------------------------
+class FastMRISlices(Dataset):
+    """One item per k-space slice of a set of fastMRI-layout files, streamed from disk.
+
+    Args:
+        paths: a file, a folder (``*.h5`` recursively; ``*.maps.h5`` sidecars ignored), a glob, or a list.
+        sens_maps: ``"espirit"`` (estimate from the ACS on first use, cache in a sidecar),
+            ``"cache-only"`` (use ``data prepare`` caches; missing is an error) or ``None``
+            (single-coil files only).
+        cache_dir: where the maps cache lives when not next to the data.
+        acs_lines: ESPIRiT calibration width (default: the file's contiguous ACS, capped at 24).
+        transform: optional callable applied to each item dict.
+        strict: a broken file raises instead of being skipped with a warning.
+        reference: ``False``/``None`` (default: training never sees clean data); ``True``: add
+            ``item["reference"]``, the coil-combined complex image ``Σ_c conj(S_c)·F^{-1}k_c``
+            (``(1, H, W)`` complex, divided by the scale; needs a fully sampled slice, e.g. with
+            ``acceleration``); ``"rss"``: ``(1, h, w)`` real from ``reconstruction_rss`` or, for a
+            fully sampled slice, the RSS of its coil images.
+        acceleration: retrospective undersampling of *fully sampled* slices at this R (slices
+            that are already undersampled keep their own mask). One mask per slice, drawn by
+            :func:`~ambient_imaging.operators.mri_mask` (``mask_kind``, ``center_fraction``) from a
+            seed derived from ``mask_seed``, the file name and the slice: the same every epoch,
+            in every worker. ESPIRiT then calibrates on ``max(6, round(center_fraction·W))``
+            central lines, about what the undersampled acquisition has (not on the full data).
+        center_fraction, mask_kind, mask_seed: see ``acceleration``.
+        noise_sigma: k-space noise std in file units (divided by the scale like ``y``), or
+            ``"estimate"``: a robust (MAD) estimate from the outermost 1/16 of readout rows of
+            the sampled columns — an over-estimate when those rows still hold signal. Default 0.
+        percentile: percentile for :func:`~ambient_imaging.datasets.normalize.measurement_scale`.
+
+    Items: ``{"y": (Nc, H, W) complex64 k-space / scale, "operator": MultiCoilMRI (batch 1, ACS = the
+    contiguous fully sampled centre block of columns), "scale": float, "meta": {...}}``.
+
+    Construction reads only shapes; files are opened lazily in ``__getitem__`` by each worker
+    process (a small per-pid handle cache, never shared across ``fork``); the index is two
+    compact integer arrays, so memory does not grow with the number of files beyond their paths.
+    """
+
+    #: how ``y`` is normalised (stored with a trained prior as ``scale_rule``).
+    scale_rule = (
+        "k-space divided by measurement_scale: the 99th percentile of |A^H y| restricted to the ACS lines"
+    )
+
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        sens_maps: str | None = "espirit",
+        cache_dir: str | Path | None = None,
+        acs_lines: int | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        strict: bool = False,
+        reference: str | None = None,
+        noise_sigma: float | str = 0.0,
+        percentile: float = 99.0,
+        acceleration: float | None = None,
+        center_fraction: float = 0.08,
+        mask_kind: str = "random",
+        mask_seed: int = 0,
+    ):
+        if sens_maps not in ("espirit", "cache-only", None):
+            raise ValueError(f"FastMRISlices: sens_maps must be 'espirit', 'cache-only' or None, got {sens_maps!r}")
+        if reference not in (None, False, True, "rss"):
+            raise ValueError(f"FastMRISlices: reference must be True, False or 'rss', got {reference!r}")
+        if acceleration is not None and not float(acceleration) >= 1.0:
+            raise ValueError(f"FastMRISlices: acceleration must be >= 1, got {acceleration}")
+        self.acceleration = None if acceleration is None else float(acceleration)
+        self.center_fraction, self.mask_kind, self.mask_seed = float(center_fraction), mask_kind, int(mask_seed)
+        if not (noise_sigma == "estimate" or isinstance(noise_sigma, (int, float))):
+            raise ValueError(f"FastMRISlices: noise_sigma must be a float or 'estimate', got {noise_sigma!r}")
+        self.sens_maps, self.cache_dir, self.acs_lines = sens_maps, cache_dir, acs_lines
+        self.transform, self.reference = transform, (None if reference is False else reference)
+        self.noise_sigma, self.percentile = noise_sigma, percentile
+
+        def n_slices(p: Path) -> int:
+            with _open(p) as f:
+                s, nc, h, w, single = _check_layout(f, p)
+            if nc > 1 and sens_maps is None:
+                raise ValueError(f"{p}: multi-coil k-space needs sens_maps='espirit' or 'cache-only'")
+            return s
+
+        found, self.skipped = scan_files(paths, n_slices, strict=strict)
+        files, counts = [str(p) for p, _ in found], [c for _, c in found]
+        if not files:
+            raise ValueError(f"FastMRISlices: no readable fastMRI files in {paths!r}")
+        self.files = files
+        self._file_idx = np.repeat(np.arange(len(files), dtype=np.int32), counts)
+        self._slice_idx = np.concatenate([np.arange(c, dtype=np.int32) for c in counts])
+        self._handles: dict[int, dict[int, h5py.File]] = {}
+        self._maps: dict[int, tuple[int, np.ndarray]] = {}  # pid -> (file index, maps) of the last file
+
+    def __len__(self) -> int:
+        return int(self._file_idx.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"], state["_maps"] = {}, {}
+        return state
+
+    def _file(self, fi: int) -> h5py.File:
+        pid = os.getpid()
+        cache = self._handles.setdefault(pid, {})
+        for other in [p for p in self._handles if p != pid]:
+            self._handles.pop(other)  # inherited over fork: drop (never use or close another process's handle)
+        if fi not in cache:
+            if len(cache) >= _MAX_OPEN:
+                cache.pop(next(iter(cache))).close()
+            cache[fi] = _open(Path(self.files[fi]))
+        return cache[fi]
+
+    def close(self) -> None:
+        """Close this process's open files."""
+        for f in self._handles.pop(os.getpid(), {}).values():
+            f.close()
+
+    def open_handles(self) -> int:
+        """Number of HDF5 files this process holds open (bounded by a small constant)."""
+        return len(self._handles.get(os.getpid(), {}))
+
+    def _coil_maps(self, fi: int, s: int, w: int) -> np.ndarray:
+        pid = os.getpid()
+        hit = self._maps.get(pid)
+        if hit is None or hit[0] != fi:
+            calib = self.acs_lines
+            if calib is None and self.acceleration is not None:
+                calib = max(6, round(self.center_fraction * w))
+            maps = load_or_compute_maps(self.files[fi], self.cache_dir, calib, compute=self.sens_maps == "espirit")
+            self._maps = {pid: (fi, maps)}
+            hit = self._maps[pid]
+        return hit[1][s]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from ambient_imaging.operators import MultiCoilMRI, ifft2c, rss
+
+        from .normalize import measurement_scale
+
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"FastMRISlices: index {index} out of range ({len(self)} slices)")
+        index = index % len(self)
+        fi, s = int(self._file_idx[index]), int(self._slice_idx[index])
+        path = Path(self.files[fi])
+        f = self._file(fi)
+        sl = read_fastmri_slice(path, s, f)
+        k, mask = sl["kspace"], sl["mask"]
+        nc, h, w = k.shape
+        lines = mask if mask.ndim == 1 else mask.all(axis=0)
+        fully_sampled = bool(np.all(mask))
+        retro = self.acceleration is not None and fully_sampled
+        if retro:  # the drawn mask's own ACS (not widened by adjacent random lines): same scale at any R
+            mask, acs = self._retro_mask(path.name, s, h, w)
+            lines = mask if mask.ndim == 1 else mask.all(axis=0)
+        else:
+            acs = acs_from_lines(lines)
+        full = np.broadcast_to(mask, (h, w)) if mask.ndim == 1 else mask
+        kt = torch.from_numpy(k * full[None])
+        if nc == 1:
+            maps = torch.ones(1, 1, h, w, dtype=torch.complex64)
+        else:
+            maps = torch.from_numpy(self._coil_maps(fi, s, w))[None]
+        mask_t = torch.from_numpy(np.ascontiguousarray(lines if mask.ndim == 1 else full))[None]
+        acs_t = torch.from_numpy(acs)[None] if mask.ndim == 1 and acs.any() else None
+        sigma = estimate_noise_sigma(k, lines) if self.noise_sigma == "estimate" else float(self.noise_sigma)
+        op = MultiCoilMRI(maps, mask_t, noise_sigma=0.0, acs=acs_t)
+        scale = float(measurement_scale(kt[None], op, self.percentile)[0])
+        op = MultiCoilMRI(maps, mask_t, noise_sigma=sigma / scale, acs=acs_t)
+        item: dict[str, Any] = {
+            "y": kt / scale,
+            "operator": op,
+            "scale": scale,
+            "meta": {"file": str(path), "slice": s, "shape": (h, w), "coils": nc,
+                     "acceleration": float(full.size / max(full.sum(), 1)), "acs_lines": int(acs.sum()),
+                     "noise_sigma": sigma, "retrospective": retro},
+        }
+        if self.reference is True:
+            if not fully_sampled:
+                raise ValueError(f"{path}: slice {s} is undersampled; reference=True needs fully sampled k-space")
+            coil = ifft2c(torch.from_numpy(k))
+            ref = coil if nc == 1 else (maps[0].conj() * coil).sum(0, keepdim=True)
+            item["reference"] = ref.to(torch.complex64) / scale
+        elif self.reference == "rss":
+            if "reconstruction_rss" in f:
+                ref = torch.from_numpy(np.asarray(f["reconstruction_rss"][s], dtype=np.float32))
+            elif bool(full.all()):
+                ref = rss(ifft2c(torch.from_numpy(k)), dim=0)
+            else:
+                raise ValueError(f"{path}: reference='rss' needs 'reconstruction_rss' or a fully sampled file")
+            item["reference"] = ref[None] / scale
+        return self.transform(item) if self.transform is not None else item
+
+    def _retro_mask(self, name: str, s: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Retrospective mask ``(W,)`` (1-D kinds) or ``(H, W)`` and its ACS columns ``(W,)``,
+        deterministic in (mask_seed, file name, slice)."""
+        from ambient_imaging.operators import mri_mask
+
+        g = torch.Generator().manual_seed(zlib.crc32(f"{self.mask_seed}:{name}:{s}".encode()))
+        m, a = mri_mask((h, w), self.acceleration, center_fraction=self.center_fraction, kind=self.mask_kind,
+                        generator=g)
+        m, acs = m[0].numpy(), a[0].numpy().all(axis=0)
+        return (m[0].copy() if bool(np.all(m == m[:1])) else m), acs
+
+
+def estimate_noise_sigma(k: np.ndarray, lines: np.ndarray) -> float:
+    """Robust complex noise std ``σ`` (``E|n|² = σ²``) of ``(Nc, H, W)`` k-space.
+
+    Uses the outermost ``H/32`` readout rows (top and bottom) of the sampled columns ``lines``
+    (``(W,)`` bool), where k-space holds (almost) only noise: ``σ = √2 · 1.4826 · median|Re, Im|``
+    (MAD of the real and imaginary parts, each ``N(0, σ²/2)``). An over-estimate when those rows
+    still hold signal (no readout oversampling); 0 when no column is sampled.
+    """
+    h = k.shape[-2]
+    edge = max(1, h // 32)
+    region = np.concatenate([k[:, :edge, lines], k[:, h - edge :, lines]], axis=1)
+    re = np.concatenate([region.real.ravel(), region.imag.ravel()])
+    return float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(re))) if re.size else 0.0
