@@ -26,11 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="cap on training steps (default: the time budget only)")
     p.add_argument("--size", choices=("default", "small"), default=d.size, help="embedded data size")
     p.add_argument("--acceleration", type=float, default=d.acceleration, help="undersampling factor R (default 4)")
-    p.add_argument("--network", choices=("tiny", "small", "paper"), default=d.network, help="network preset")
+    p.add_argument("--network", choices=("tiny", "small", "paper"), default=None,
+                   help="network preset (default: small on a GPU, tiny on a CPU)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--samples", type=int, default=d.samples, help="posterior samples per slice")
     p.add_argument("--sampler-steps", type=int, default=None, help="posterior sampler steps (default: sampler's)")
-    p.add_argument("--max-slices", type=int, default=None, help="reconstruct at most N slices per held-out file")
+    p.add_argument("--max-slices", type=int, default=None,
+                   help="reconstruct at most N slices per held-out file (default: all on a GPU, 2 on a CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)
