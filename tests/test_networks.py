@@ -51,6 +51,35 @@ def test_preconditioning_combines_skip_and_backbone():
     assert torch.allclose(net(x, sigma), expect, atol=1e-12)
 
 
+def test_pixel_mask_preconditioning_fills_holes_at_unit_scale():
+    """Unobserved pixels use the σ → ∞ coefficients: D = σ_d F there, D = c_skip x + c_out F elsewhere."""
+
+    class Const(torch.nn.Module):
+        in_channels, out_channels, stride = 2, 1, 1
+
+        def forward(self, x, c_noise):
+            return torch.full_like(x[:, :1], 2.0)
+
+    x = torch.randn(2, 1, 6, 5, dtype=torch.float64)
+    m = (torch.rand(2, 1, 6, 5) < 0.5).double()
+    sigma = torch.tensor([1e-3, 3.0], dtype=torch.float64)
+    c_skip, c_out, _, _ = edm_coefficients(sigma, 0.5)
+    plain = EDMPrecond(Const(), image_channels=1, mask_channels=1)
+    holes = EDMPrecond(Const(), image_channels=1, mask_channels=1, pixel_mask=True)
+    d_plain, d = plain(m * x, sigma, mask=m), holes(m * x, sigma, mask=m)
+    inside = c_skip.view(-1, 1, 1, 1) * m * x + 2.0 * c_out.view(-1, 1, 1, 1)
+    assert torch.allclose(d_plain, inside, atol=1e-12)  # plain: c_out F ≈ 0.004 in the holes at σ = 1e-3
+    assert torch.allclose(d, torch.where(m.bool(), inside, torch.full_like(x, 2.0 * 0.5)), atol=1e-12)
+    # a full mask is the plain preconditioning; the flag survives a config round trip
+    ones = torch.ones_like(m)
+    assert torch.allclose(holes(x, sigma, mask=ones), plain(x, sigma, mask=ones), atol=1e-12)
+    net = _tiny(k=1)
+    cfg = EDMPrecond(net.backbone, image_channels=1, mask_channels=1, pixel_mask=True).config()
+    assert EDMPrecond.from_config(json.loads(json.dumps(cfg))).pixel_mask is True
+    with pytest.raises(ValueError, match="pixel_mask needs 1 or 1 mask"):
+        EDMPrecond(UNet.tiny(3, 1), image_channels=1, mask_channels=2, pixel_mask=True)
+
+
 def test_denoiser_tends_to_identity_as_sigma_vanishes():
     net = _tiny().eval()
     x = torch.randn(2, 1, 8, 8)

@@ -7,6 +7,15 @@
 * ``c_in   = 1 / √(σ² + σ_d²)``
 * ``c_noise = ln(σ) / 4``
 
+Pixel masks (``pixel_mask=True``): when the mask channels say which pixels of ``x``
+were observed (inpainting, Ambient Diffusion), an unobserved pixel is treated as a pixel
+observed at infinite noise, i.e. the σ → ∞ limit of the coefficients above is used there:
+``c_skip → 0`` and ``c_out → σ_d``. So ``D = m (c_skip x + c_out F) + (1 − m) σ_d F``.
+With the plain form, ``D = c_out F`` outside the mask and ``c_out → 0`` as σ → 0, so the
+backbone would have to output values of size ``σ_d / c_out`` (≈ 250 at σ = 0.002) to fill
+a hole: samples of ambient priors then keep grey holes. The loss (a function of D) is
+unchanged; only the parameterisation of D is.
+
 Complex images (MRI) pass through the backbone as 2 real channels per image
 channel (real, imaginary), interleaved channel by channel. The diffusion
 noise convention for complex images is therefore "σ per real channel":
@@ -106,9 +115,14 @@ class EDMPrecond(nn.Module):
             (default; falls back to ``"replicate"`` when the image is smaller than
             the pad) or ``"zeros"``/``"replicate"``. Mask channels are always
             zero-padded (no data in the padding); the output is cropped back.
+        pixel_mask: the mask channels (1 or ``image_channels`` of them) are per-pixel
+            observation masks aligned with ``x``; unobserved pixels get the σ → ∞
+            coefficients (see the module docstring). Leave ``False`` for masks that live
+            elsewhere (k-space masks of MRI, uv masks of interferometry).
 
     ``forward(x, sigma, mask=None)``: ``x`` (B, C, H, W) real or complex,
-    ``sigma`` a float, 0-d, (B,) or (B, 1, 1, 1) tensor (σ ≥ 0; σ = 0 returns x),
+    ``sigma`` a float, 0-d, (B,) or (B, 1, 1, 1) tensor (σ ≥ 0; σ = 0 returns x, at the
+    observed pixels only with ``pixel_mask``),
     ``mask`` (B or 1, k, H, W) real/bool. Returns the shape and dtype of ``x``.
     A mask given to a network with ``mask_channels == 0`` is ignored (samplers
     may pass ``A.mask_channels()`` generically).
@@ -124,6 +138,7 @@ class EDMPrecond(nn.Module):
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         pad_mode: str = "reflect",
+        pixel_mask: bool = False,
     ):
         super().__init__()
         for attr in ("in_channels", "out_channels", "stride"):
@@ -137,6 +152,8 @@ class EDMPrecond(nn.Module):
                              f"{sigma_data}, {sigma_min}, {sigma_max}")
         if pad_mode not in ("reflect", "zeros", "replicate"):
             raise ValueError(f"EDMPrecond: pad_mode must be 'reflect', 'zeros' or 'replicate', got {pad_mode!r}")
+        if pixel_mask and mask_channels not in (1, image_channels):
+            raise ValueError(f"EDMPrecond: pixel_mask needs 1 or {image_channels} mask channel(s), got {mask_channels}")
         real_ch = image_channels * (2 if is_complex else 1)
         if backbone.in_channels != real_ch + mask_channels or backbone.out_channels != real_ch:
             raise ValueError(
@@ -152,6 +169,7 @@ class EDMPrecond(nn.Module):
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
         self.pad_mode = pad_mode
+        self.pixel_mask = bool(pixel_mask)
         self.stride = int(backbone.stride)
 
     # ---- serialisation ---------------------------------------------------------------
@@ -167,6 +185,7 @@ class EDMPrecond(nn.Module):
             "sigma_min": self.sigma_min,
             "sigma_max": self.sigma_max,
             "pad_mode": self.pad_mode,
+            "pixel_mask": self.pixel_mask,
             "backbone": {"class": _class_path(self.backbone), "config": self.backbone.config()},
         }
 
@@ -257,5 +276,12 @@ class EDMPrecond(nn.Module):
             inp = torch.cat([inp, self._pad(m.to(wdtype), ph, pw, "zeros")], dim=1)
         f = self.backbone(inp, c_noise.to(wdtype))
         f = f[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w].to(xr.dtype)
-        d = c4(c_skip) * xr + c4(c_out) * f
+        if m is not None and self.pixel_mask:
+            # unobserved pixels: the σ → ∞ limit (c_skip = 0, c_out = σ_d); module docstring
+            mr = m.to(xr.dtype)
+            if self.is_complex and mr.shape[1] > 1:
+                mr = mr.repeat_interleave(2, dim=1)
+            d = mr * (c4(c_skip) * xr + c4(c_out) * f) + (1.0 - mr) * self.sigma_data * f
+        else:
+            d = c4(c_skip) * xr + c4(c_out) * f
         return _from_real_channels(d) if self.is_complex else d

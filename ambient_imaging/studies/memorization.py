@@ -620,6 +620,8 @@ def run_memorization_study(
             "l2_ratio_median": res["l2_ratio_median"],
             "denoise_mse": _geometric_mean([per_sigma[f"{s:g}"] for s in quality_sigmas]),
             "denoise_mse_per_sigma": per_sigma,
+            "similarity": res["similarity"],  # per sample: to its nearest training face
+            "nearest": res["nearest"],  # per sample: index of that face in data/train.npy
             "samples_png": str(grid_p),
         }
         rows.append(row)

@@ -237,12 +237,22 @@ def _edm_on_images(
     return edm_weight(sigma, sigma_data) * _sq(d - x) / n
 
 
-def _mask_for(op: LinearOperator, mode: str, b: int) -> Tensor | None:
+def _mask_for(op: LinearOperator, mode: str, x: Tensor, net: Any = None) -> Tensor | None:
+    """The mask channels given to ``net`` for a batch ``x`` (``mode``: none / ones / operator).
+
+    ``"ones"`` with an operator that has no mask channels (e.g. the identity of a clean
+    evaluation view) builds all-ones channels of the count the network expects.
+    """
     if mode == "none":
         return None
+    b = x.shape[0]
     m = op.mask_channels()
     if m is None:
-        return None
+        k = int(getattr(getattr(net, "module", net), "mask_channels", 0) or 0)
+        if mode != "ones" or k == 0:
+            return None
+        dtype = x.real.dtype if x.is_complex() else x.dtype
+        return torch.ones(b, k, *x.shape[-2:], device=x.device, dtype=dtype)
     m = m.expand(b, *m.shape[1:]) if m.shape[0] == 1 else m
     return torch.ones_like(m) if mode == "ones" else m
 
@@ -544,7 +554,7 @@ class OracleLoss:
                 "measurement data has none (use AmbientLoss or AmbientTweedieLoss)"
             )
         x = batch.reference
-        return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x.shape[0]), self.sigma_dist,
+        return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x, net), self.sigma_dist,
                               self.sigma_data, generator)
 
 
@@ -563,7 +573,7 @@ class NaiveLoss:
 
     def __call__(self, net: Any, batch: MeasurementBatch, generator: torch.Generator | None = None) -> Tensor:
         x = batch.op.measurements_to_image(batch.y).detach()
-        return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x.shape[0]), self.sigma_dist,
+        return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x, net), self.sigma_dist,
                               self.sigma_data, generator)
 
 

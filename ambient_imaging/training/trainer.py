@@ -428,8 +428,11 @@ def build_network(
         backbone = preset(real_ch + mask_channels, real_ch, **kwargs)
     except TypeError as err:
         raise ValueError(f"network_overrides: {err}") from err
+    # pixel masks are aligned with the image: holes get the σ → ∞ preconditioning (networks/precond.py)
+    pixel_mask = cfg.operator == "mask" and mask_channels in (1, c)
     return EDMPrecond(
-        backbone, image_channels=c, is_complex=is_complex, mask_channels=mask_channels, sigma_data=cfg.sigma_data
+        backbone, image_channels=c, is_complex=is_complex, mask_channels=mask_channels, sigma_data=cfg.sigma_data,
+        pixel_mask=pixel_mask,
     )
 
 
