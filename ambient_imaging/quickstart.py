@@ -159,7 +159,12 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
             argv += ["--device", cfg.device]
         code = cli(argv)
         if code:
-            raise RuntimeError(f"quickstart: `ambient-imaging {' '.join(argv)}` failed (exit {code})")
+            raise QuickstartError(f"quickstart: `ambient-imaging {' '.join(argv)}` failed (exit {code}); "
+                                  "its error is printed above")
+
+
+class QuickstartError(RuntimeError):
+    """A step of the quickstart (a CLI command it runs) failed; that command printed why."""
 
 
 def _table(results: Path) -> list[dict[str, Any]]:

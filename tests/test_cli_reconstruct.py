@@ -148,6 +148,21 @@ def test_folder_of_files(fastmri_file, tmp_path, capsys):
     assert (tmp_path / "out" / "a.nc").exists() and (tmp_path / "out" / "b.metrics.json").exists()
     code, _, err = _run(["reconstruct", "--data", folder, "--out", tmp_path / "one.nc"], capsys)
     assert code == 1 and "must be a folder" in err
+    # files with different slice counts (the embedded set's last held-out file has 1 slice):
+    # --slices applies per file and a file without them is skipped
+    with h5py.File(fastmri_file) as src, h5py.File(folder / "c.h5", "w") as dst:
+        dst.create_dataset("kspace", data=src["kspace"][:1])
+    code, out, err = _run(["reconstruct", "--data", folder, "--sampler", "zero-filled", "--out",
+                           tmp_path / "out2", "--slices", "0-1"], capsys)
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "out2" / "c.metrics.json").read_text())["slices"]) == 1
+    assert len(json.loads((tmp_path / "out2" / "a.metrics.json").read_text())["slices"]) == 2
+    code, out, err = _run(["reconstruct", "--data", folder, "--sampler", "zero-filled", "--out",
+                           tmp_path / "out3", "--slices", "5"], capsys)
+    assert code == 1 and "no file" in err
+    code, out, err = _run(["reconstruct", "--data", folder / "c.h5", "--sampler", "zero-filled", "--out",
+                           tmp_path / "c.nc", "--slices", "1"], capsys)
+    assert code == 1 and "out of range" in err  # a single file stays strict
 
 
 def test_posterior_mri_with_tiny_prior(fastmri_file, mri_prior, tmp_path, capsys):

@@ -62,6 +62,20 @@ def test_noise_defaults_to_tweedie_and_config_file(tmp_path, capsys):
     assert prior.sigma_min == pytest.approx(0.2) and prior.mask_channels == 0 and prior.image_shape == (1, 16, 16)
 
 
+def test_config_file_alone_is_enough(tmp_path, capsys):
+    """A saved config.toml (data and out inside) trains with no --data/--out flags; missing ones are named."""
+    out = tmp_path / "from_file"
+    cfg_file = tmp_path / "run.toml"
+    TrainConfig(data="faces", operator="mask", out=str(out), steps=2, batch_size=4, network="tiny",
+                device="cpu", progress=False).save(cfg_file)
+    assert main(["train", "--config", str(cfg_file)]) == 0, capsys.readouterr().err
+    assert load_prior(out).step == 2
+    assert main(["train", "--operator", "mask"]) == 1
+    assert "--out is required" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "nodata")]) == 1
+    assert "--data is required" in capsys.readouterr().err and not (tmp_path / "nodata").exists()
+
+
 def test_interferometry_from_npy_yaml_config(tmp_path, capsys):
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:16, :16]

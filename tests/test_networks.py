@@ -65,7 +65,7 @@ def test_pixel_mask_preconditioning_fills_holes_at_unit_scale():
     sigma = torch.tensor([1e-3, 3.0], dtype=torch.float64)
     c_skip, c_out, _, _ = edm_coefficients(sigma, 0.5)
     plain = EDMPrecond(Const(), image_channels=1, mask_channels=1)
-    holes = EDMPrecond(Const(), image_channels=1, mask_channels=1, pixel_mask=True)
+    holes = EDMPrecond(Const(), image_channels=1, mask_channels=1, mask_domain="pixel")
     d_plain, d = plain(m * x, sigma, mask=m), holes(m * x, sigma, mask=m)
     inside = c_skip.view(-1, 1, 1, 1) * m * x + 2.0 * c_out.view(-1, 1, 1, 1)
     assert torch.allclose(d_plain, inside, atol=1e-12)  # plain: c_out F ≈ 0.004 in the holes at σ = 1e-3
@@ -74,10 +74,41 @@ def test_pixel_mask_preconditioning_fills_holes_at_unit_scale():
     ones = torch.ones_like(m)
     assert torch.allclose(holes(x, sigma, mask=ones), plain(x, sigma, mask=ones), atol=1e-12)
     net = _tiny(k=1)
-    cfg = EDMPrecond(net.backbone, image_channels=1, mask_channels=1, pixel_mask=True).config()
-    assert EDMPrecond.from_config(json.loads(json.dumps(cfg))).pixel_mask is True
-    with pytest.raises(ValueError, match="pixel_mask needs 1 or 1 mask"):
-        EDMPrecond(UNet.tiny(3, 1), image_channels=1, mask_channels=2, pixel_mask=True)
+    cfg = EDMPrecond(net.backbone, image_channels=1, mask_channels=1, mask_domain="pixel").config()
+    assert EDMPrecond.from_config(json.loads(json.dumps(cfg))).mask_domain == "pixel"
+    with pytest.raises(ValueError, match="needs 1 mask channel"):
+        EDMPrecond(UNet.tiny(3, 1), image_channels=1, mask_channels=2, mask_domain="pixel")
+    with pytest.raises(ValueError, match="mask_domain must be"):
+        EDMPrecond(UNet.tiny(2, 1), image_channels=1, mask_channels=1, mask_domain="uv")
+
+
+def test_kspace_mask_preconditioning_fills_unmeasured_lines():
+    """MRI: unmeasured k-space columns of D come from σ_d·FFT(F), measured ones from c_skip x + c_out F."""
+    from ambient_imaging.operators.mri import fft2c
+
+    class Const(torch.nn.Module):  # complex image as 2 real channels + 1 mask channel
+        in_channels, out_channels, stride = 3, 2, 1
+
+        def forward(self, x, c_noise):
+            return torch.ones_like(x[:, :2])
+
+    h, w = 6, 8
+    cols = torch.zeros(w, dtype=torch.bool)
+    cols[[1, 4, 5]] = True
+    m = cols.expand(h, w)[None, None].double()
+    x = torch.randn(2, 1, h, w, dtype=torch.complex128)
+    sigma = torch.tensor([1e-3, 2.0], dtype=torch.float64)
+    c_skip, c_out, _, _ = edm_coefficients(sigma, 0.5)
+    net = EDMPrecond(Const(), image_channels=1, is_complex=True, mask_channels=1, mask_domain="kspace")
+    d = net(x, sigma, mask=m)
+    f_k = fft2c(torch.full((2, 1, h, w), 1 + 1j, dtype=torch.complex128))
+    expect_k = c_skip.view(-1, 1, 1, 1) * fft2c(x) + torch.where(
+        m.bool(), c_out.view(-1, 1, 1, 1) * f_k, 0.5 * f_k)
+    assert torch.allclose(fft2c(d), expect_k, atol=1e-12)
+    # an all-ones mask is the plain preconditioning
+    plain = EDMPrecond(Const(), image_channels=1, is_complex=True, mask_channels=1)
+    ones = torch.ones_like(m)
+    assert torch.allclose(net(x, sigma, mask=ones), plain(x, sigma, mask=ones), atol=1e-12)
 
 
 def test_denoiser_tends_to_identity_as_sigma_vanishes():

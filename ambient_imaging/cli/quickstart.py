@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,12 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ambient_imaging.quickstart import QuickstartConfig, run_quickstart
+    from ambient_imaging.quickstart import QuickstartConfig, QuickstartError, run_quickstart
 
     cfg = QuickstartConfig(
         out=args.out, minutes=args.minutes, steps=args.steps, size=args.size, acceleration=args.acceleration,
         network=args.network, batch_size=args.batch_size, samples=args.samples, sampler_steps=args.sampler_steps,
         max_slices=args.max_slices, device=args.device, seed=args.seed,
     )
-    run_quickstart(cfg)
+    try:
+        run_quickstart(cfg)
+    except QuickstartError as err:
+        print(f"ambient-imaging: error: {err}", file=sys.stderr)
+        return 1
     return 0

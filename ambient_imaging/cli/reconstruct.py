@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--acceleration", type=float, default=4.0, help="undersampling of fully sampled files (default 4)")
     r.add_argument("--center-lines", type=int, default=None, help="fully sampled centre lines (default 8%% of W)")
     r.add_argument("--mask-seed", type=int, default=0, help="seed of the undersampling mask")
-    r.add_argument("--slices", default=None, help="slices to reconstruct, e.g. 0,1,5-7 (default: all)")
+    r.add_argument("--slices", default=None, help="slices to reconstruct, e.g. 0,1,5-7 (default: all); for a folder, "
+                   "in each file, skipping files that do not have them")
     r.add_argument("--crop", type=int, default=None, help="centre-crop to N x N before scoring (fastMRI: 320)")
     r.add_argument("--lamda", type=float, default=None, help="regularisation of l1-wavelet / sense / rml-tv")
     r.add_argument("--zeta", type=float, default=None, help="DPS/A-DPS step size (default 1.0)")
@@ -79,8 +80,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # =========================================================================== helpers
-def parse_slices(spec: str | None, n: int) -> list[int]:
-    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]`` (checked against ``n`` slices); ``None`` → all."""
+def parse_slices(spec: str | None, n: int, strict: bool = True) -> list[int]:
+    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]`` (checked against ``n`` slices); ``None`` → all.
+
+    ``strict=False`` (a folder of files with different slice counts) drops the slices a
+    file does not have instead of raising.
+    """
     if spec is None:
         return list(range(n))
     out: list[int] = []
@@ -97,6 +102,8 @@ def parse_slices(spec: str | None, n: int) -> list[int]:
         except ValueError as err:
             raise ValueError(f"--slices: cannot read {part!r} (use e.g. 0,1,5-7)") from err
     bad = [s for s in out if not 0 <= s < n]
+    if bad and not strict:
+        return [s for s in out if 0 <= s < n]
     if bad:
         raise ValueError(f"--slices: slice(s) {bad} out of range; the data has {n} slices (0-{n - 1})")
     return out
@@ -353,7 +360,11 @@ def _reconstruct_mri(args: argparse.Namespace, prior: Any, method: Any, device: 
     for f in files:
         target = out / f"{f.stem}.nc" if len(files) > 1 else out
         kspace, stored_mask, attrs = _read_fastmri(f)
-        slices = parse_slices(args.slices, kspace.shape[0])
+        # a folder: each file contributes the requested slices it has
+        slices = parse_slices(args.slices, kspace.shape[0], strict=len(files) == 1)
+        if not slices:
+            print(f"{f.name}: none of --slices {args.slices} (it has {kspace.shape[0]}); skipped", file=sys.stderr)
+            continue
         means, stds, samples, refs, zfs, rows = [], [], [], [], [], []
         gen = torch.Generator(device=device).manual_seed(args.seed)
         for s in tqdm(slices, desc=f.name, leave=False):
@@ -406,6 +417,8 @@ def _reconstruct_mri(args: argparse.Namespace, prior: Any, method: Any, device: 
         _save_json(target.with_suffix(".metrics.json"), summary)
         _figure(target.with_suffix(".png"), refs, zfs, means, stds, args.sampler)
         results.extend(rows)
+    if not results:
+        raise ValueError(f"--slices {args.slices}: no file in {data} has these slices")
     return results
 
 

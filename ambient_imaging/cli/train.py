@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="training data: a fastMRI folder, FITS folder, .npy stack, image folder, or 'faces'")
     p.add_argument("--operator", choices=FAMILIES, help="measurement family of the data")
-    p.add_argument("--out", required=True, help="run directory (config.toml, metrics.csv, checkpoints/)")
+    p.add_argument("--out", help="run directory (config.toml, metrics.csv, checkpoints/); required unless the "
+                   "--config file sets 'out'")
     p.add_argument("--config", help="TOML or YAML file of settings (flags override it)")
     p.add_argument("--steps", type=int, help="optimizer steps to train for (total, including resumed ones)")
     p.add_argument("--minutes", type=float, help="stop after this much wall time (whichever comes first)")
@@ -97,7 +98,12 @@ def config_from_args(args: argparse.Namespace):
     """Defaults < ``--config`` file < the run's own config.toml (on ``--resume``) < flags."""
     from ambient_imaging.training.config import TrainConfig
 
-    out = Path(args.out)
+    out_arg = args.out
+    if out_arg is None and args.config:
+        out_arg = TrainConfig.load(Path(args.config)).out or None
+    if not out_arg:
+        raise ValueError("--out is required (the run directory), unless the --config file sets 'out'")
+    out = Path(out_arg)
     resuming = args.resume and (out / "config.toml").is_file()
     source = out / "config.toml" if resuming else (Path(args.config) if args.config else None)
     cfg = TrainConfig.load(source) if source is not None else TrainConfig()
@@ -167,9 +173,10 @@ def run(args: argparse.Namespace) -> int:
     from ambient_imaging.training.distributed import cleanup_distributed, init_distributed
     from ambient_imaging.training.trainer import NonFiniteLossError, train
 
-    if not args.resume and not args.data:
-        raise ValueError("--data is required (a fastMRI folder, FITS folder, .npy stack, image folder or 'faces')")
     cfg = config_from_args(args)
+    if not cfg.data:
+        raise ValueError("--data is required (a fastMRI folder, FITS folder, .npy stack, image folder or 'faces'), "
+                         "on the command line or in the --config file")
     ctx = init_distributed(cfg.device)
     out = Path(cfg.out)
     try:

@@ -7,14 +7,19 @@
 * ``c_in   = 1 / √(σ² + σ_d²)``
 * ``c_noise = ln(σ) / 4``
 
-Pixel masks (``pixel_mask=True``): when the mask channels say which pixels of ``x``
-were observed (inpainting, Ambient Diffusion), an unobserved pixel is treated as a pixel
-observed at infinite noise, i.e. the σ → ∞ limit of the coefficients above is used there:
-``c_skip → 0`` and ``c_out → σ_d``. So ``D = m (c_skip x + c_out F) + (1 − m) σ_d F``.
-With the plain form, ``D = c_out F`` outside the mask and ``c_out → 0`` as σ → 0, so the
+Unobserved entries (``mask_domain``): when the mask channels say which entries of ``x``
+were observed — pixels (``"pixel"``, inpainting) or Cartesian k-space locations of the
+centred orthonormal FFT of ``x`` (``"kspace"``, MRI) — an unobserved entry is treated as
+one observed at infinite noise, i.e. the σ → ∞ limit of the coefficients above is used
+there: ``c_skip → 0`` and ``c_out → σ_d``. For pixels,
+``D = m (c_skip x + c_out F) + (1 − m) σ_d F``; for k-space,
+``D = c_skip x + F⁻¹[(m c_out + (1 − m) σ_d) · F(F_net)]`` (the input of an ambient MRI
+prior, ``Ã^H Ã x_t``, has no energy at unobserved k-space lines anyway). With the plain
+form the output at an unobserved entry is ``c_out F`` and ``c_out → 0`` as σ → 0, so the
 backbone would have to output values of size ``σ_d / c_out`` (≈ 250 at σ = 0.002) to fill
-a hole: samples of ambient priors then keep grey holes. The loss (a function of D) is
-unchanged; only the parameterisation of D is.
+it: ambient priors then keep holes (grey pixels, zero-filled k-space) at small σ. The loss
+(a function of D) is unchanged; only the parameterisation of D is, so the minimiser
+``E[x | Ã x_t, Ã]`` is unchanged too.
 
 Complex images (MRI) pass through the backbone as 2 real channels per image
 channel (real, imaginary), interleaved channel by channel. The diffusion
@@ -79,6 +84,16 @@ def _from_real_channels(x: Tensor) -> Tensor:
     return torch.view_as_complex(x)
 
 
+def _fft2c(x: Tensor) -> Tensor:
+    """Centred orthonormal 2-D FFT (the MRI operators' convention)."""
+    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+
+
+def _ifft2c(x: Tensor) -> Tensor:
+    """Inverse of :func:`_fft2c`."""
+    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+
+
 def _class_path(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}:{cls.__qualname__}"
@@ -115,14 +130,14 @@ class EDMPrecond(nn.Module):
             (default; falls back to ``"replicate"`` when the image is smaller than
             the pad) or ``"zeros"``/``"replicate"``. Mask channels are always
             zero-padded (no data in the padding); the output is cropped back.
-        pixel_mask: the mask channels (1 or ``image_channels`` of them) are per-pixel
-            observation masks aligned with ``x``; unobserved pixels get the σ → ∞
-            coefficients (see the module docstring). Leave ``False`` for masks that live
-            elsewhere (k-space masks of MRI, uv masks of interferometry).
+        mask_domain: what the mask channels mark as observed, for the σ → ∞ treatment of
+            unobserved entries (module docstring): ``"none"`` (plain EDM), ``"pixel"``
+            (1 or ``image_channels`` per-pixel masks aligned with ``x``) or ``"kspace"``
+            (1 channel: a mask over the centred orthonormal 2-D FFT of ``x``, Cartesian MRI).
 
     ``forward(x, sigma, mask=None)``: ``x`` (B, C, H, W) real or complex,
     ``sigma`` a float, 0-d, (B,) or (B, 1, 1, 1) tensor (σ ≥ 0; σ = 0 returns x, at the
-    observed pixels only with ``pixel_mask``),
+    observed entries only with a ``mask_domain``),
     ``mask`` (B or 1, k, H, W) real/bool. Returns the shape and dtype of ``x``.
     A mask given to a network with ``mask_channels == 0`` is ignored (samplers
     may pass ``A.mask_channels()`` generically).
@@ -138,7 +153,7 @@ class EDMPrecond(nn.Module):
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         pad_mode: str = "reflect",
-        pixel_mask: bool = False,
+        mask_domain: str = "none",
     ):
         super().__init__()
         for attr in ("in_channels", "out_channels", "stride"):
@@ -152,8 +167,14 @@ class EDMPrecond(nn.Module):
                              f"{sigma_data}, {sigma_min}, {sigma_max}")
         if pad_mode not in ("reflect", "zeros", "replicate"):
             raise ValueError(f"EDMPrecond: pad_mode must be 'reflect', 'zeros' or 'replicate', got {pad_mode!r}")
-        if pixel_mask and mask_channels not in (1, image_channels):
-            raise ValueError(f"EDMPrecond: pixel_mask needs 1 or {image_channels} mask channel(s), got {mask_channels}")
+        if mask_domain not in ("none", "pixel", "kspace"):
+            raise ValueError(f"EDMPrecond: mask_domain must be 'none', 'pixel' or 'kspace', got {mask_domain!r}")
+        allowed = {"none": None, "pixel": (1, image_channels), "kspace": (1,)}[mask_domain]
+        if allowed is not None and mask_channels not in allowed:
+            counts = " or ".join(map(str, sorted(set(allowed))))
+            raise ValueError(
+                f"EDMPrecond: mask_domain={mask_domain!r} needs {counts} mask channel(s), got {mask_channels}"
+            )
         real_ch = image_channels * (2 if is_complex else 1)
         if backbone.in_channels != real_ch + mask_channels or backbone.out_channels != real_ch:
             raise ValueError(
@@ -169,7 +190,7 @@ class EDMPrecond(nn.Module):
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
         self.pad_mode = pad_mode
-        self.pixel_mask = bool(pixel_mask)
+        self.mask_domain = mask_domain
         self.stride = int(backbone.stride)
 
     # ---- serialisation ---------------------------------------------------------------
@@ -185,7 +206,7 @@ class EDMPrecond(nn.Module):
             "sigma_min": self.sigma_min,
             "sigma_max": self.sigma_max,
             "pad_mode": self.pad_mode,
-            "pixel_mask": self.pixel_mask,
+            "mask_domain": self.mask_domain,
             "backbone": {"class": _class_path(self.backbone), "config": self.backbone.config()},
         }
 
@@ -197,6 +218,8 @@ class EDMPrecond(nn.Module):
         unless ``backbone_cls`` is given.
         """
         cfg = dict(cfg)
+        if "pixel_mask" in cfg:  # checkpoints of 2026-11-29 development builds
+            cfg.setdefault("mask_domain", "pixel" if cfg.pop("pixel_mask") else "none")
         try:
             bb = cfg.pop("backbone")
             klass = backbone_cls if backbone_cls is not None else _import_class(bb["class"])
@@ -276,12 +299,19 @@ class EDMPrecond(nn.Module):
             inp = torch.cat([inp, self._pad(m.to(wdtype), ph, pw, "zeros")], dim=1)
         f = self.backbone(inp, c_noise.to(wdtype))
         f = f[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w].to(xr.dtype)
-        if m is not None and self.pixel_mask:
+        if m is not None and self.mask_domain == "pixel":
             # unobserved pixels: the σ → ∞ limit (c_skip = 0, c_out = σ_d); module docstring
             mr = m.to(xr.dtype)
             if self.is_complex and mr.shape[1] > 1:
                 mr = mr.repeat_interleave(2, dim=1)
             d = mr * (c4(c_skip) * xr + c4(c_out) * f) + (1.0 - mr) * self.sigma_data * f
+        elif m is not None and self.mask_domain == "kspace":
+            # unobserved k-space locations: the σ → ∞ limit of c_out, applied in k-space
+            fc = _from_real_channels(f) if self.is_complex else f.to(torch.promote_types(f.dtype, torch.complex64))
+            scale = m.to(xr.dtype) * c4(c_out) + (1.0 - m.to(xr.dtype)) * self.sigma_data
+            g = _ifft2c(scale * _fft2c(fc))
+            g = _to_real_channels(g) if self.is_complex else g.real
+            d = c4(c_skip) * xr + g
         else:
             d = c4(c_skip) * xr + c4(c_out) * f
         return _from_real_channels(d) if self.is_complex else d

@@ -292,10 +292,16 @@ class Trainer:
         loader = iter(self._loader())
         restore_signal = self._install_signal()
         bar = None
+        # a run bounded by wall time only (steps = a huge sentinel) shows a bar in seconds
+        by_time = cfg.minutes is not None and cfg.steps >= 10**6
         if ctx.is_main and cfg.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+            if by_time:
+                bar = tqdm(total=round(60.0 * cfg.minutes), desc="train", unit="s", dynamic_ncols=True,
+                           bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+            else:
+                bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         t_start = time.perf_counter()
         seconds0 = self.seconds
         deadline = t_start + 60.0 * cfg.minutes if cfg.minutes is not None else math.inf
@@ -368,8 +374,13 @@ class Trainer:
                     if bar is not None:
                         now = time.perf_counter()
                         rate = (self.images - log_images) / max(now - log_t, 1e-9)
-                        bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
-                        bar.update(1)
+                        if by_time:
+                            bar.set_postfix(step=self.step, loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}",
+                                            refresh=False)
+                            bar.update(min(int(now - t_start), bar.total) - bar.n)
+                        else:
+                            bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
+                            bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         now = time.perf_counter()
                         self.seconds = seconds0 + now - t_start
@@ -428,11 +439,16 @@ def build_network(
         backbone = preset(real_ch + mask_channels, real_ch, **kwargs)
     except TypeError as err:
         raise ValueError(f"network_overrides: {err}") from err
-    # pixel masks are aligned with the image: holes get the σ → ∞ preconditioning (networks/precond.py)
-    pixel_mask = cfg.operator == "mask" and mask_channels in (1, c)
+    # unobserved pixels / k-space lines get the σ → ∞ preconditioning (networks/precond.py); the
+    # gridded-uv masks of interferometry use another FFT convention and keep plain EDM
+    mask_domain = "none"
+    if cfg.operator == "mask" and mask_channels in (1, c):
+        mask_domain = "pixel"
+    elif cfg.operator == "mri" and mask_channels == 1:
+        mask_domain = "kspace"
     return EDMPrecond(
         backbone, image_channels=c, is_complex=is_complex, mask_channels=mask_channels, sigma_data=cfg.sigma_data,
-        pixel_mask=pixel_mask,
+        mask_domain=mask_domain,
     )
 
 
