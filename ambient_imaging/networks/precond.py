@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ambient_imaging.operators.mri import fft2c, ifft2c  # the MRI operators' FFT convention
+
 __all__ = ["Backbone", "EDMPrecond", "edm_coefficients"]
 
 
@@ -82,16 +84,6 @@ def _from_real_channels(x: Tensor) -> Tensor:
     b, c2, h, w = x.shape
     x = x.reshape(b, c2 // 2, 2, h, w).permute(0, 1, 3, 4, 2).contiguous()
     return torch.view_as_complex(x)
-
-
-def _fft2c(x: Tensor) -> Tensor:
-    """Centred orthonormal 2-D FFT (the MRI operators' convention)."""
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
-
-
-def _ifft2c(x: Tensor) -> Tensor:
-    """Inverse of :func:`_fft2c`."""
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
 
 
 def _class_path(obj: Any) -> str:
@@ -309,7 +301,7 @@ class EDMPrecond(nn.Module):
             # unobserved k-space locations: the σ → ∞ limit of c_out, applied in k-space
             fc = _from_real_channels(f) if self.is_complex else f.to(torch.promote_types(f.dtype, torch.complex64))
             scale = m.to(xr.dtype) * c4(c_out) + (1.0 - m.to(xr.dtype)) * self.sigma_data
-            g = _ifft2c(scale * _fft2c(fc))
+            g = ifft2c(scale * fft2c(fc))
             g = _to_real_channels(g) if self.is_complex else g.real
             d = c4(c_skip) * xr + g
         else:
