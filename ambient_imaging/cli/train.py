@@ -98,15 +98,17 @@ def config_from_args(args: argparse.Namespace):
     """Defaults < ``--config`` file < the run's own config.toml (on ``--resume``) < flags."""
     from ambient_imaging.training.config import TrainConfig
 
-    out_arg = args.out
-    if out_arg is None and args.config:
-        out_arg = TrainConfig.load(Path(args.config)).out or None
+    file_cfg = TrainConfig.load(Path(args.config)) if args.config else None
+    out_arg = args.out or (file_cfg.out if file_cfg is not None else "")
     if not out_arg:
         raise ValueError("--out is required (the run directory), unless the --config file sets 'out'")
     out = Path(out_arg)
     resuming = args.resume and (out / "config.toml").is_file()
     source = out / "config.toml" if resuming else (Path(args.config) if args.config else None)
-    cfg = TrainConfig.load(source) if source is not None else TrainConfig()
+    if resuming:
+        cfg = TrainConfig.load(source)
+    else:
+        cfg = file_cfg if file_cfg is not None else TrainConfig()
     raw_keys = set(_raw_keys(source)) if source is not None else set()
     explicit = cfg.to_dict()
     flags = {name: getattr(args, name) for name in _FLAGS if getattr(args, name, None) is not None}
