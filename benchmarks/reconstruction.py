@@ -46,16 +46,21 @@ from ambient_imaging.sampling.api import reconstruct, robust_scale
 HERE = Path(__file__).resolve().parent
 
 
+def embedded_set(name: str, alternative: str) -> Path:
+    """``benchmarks/.cache/NAME``, built with ``ambient-imaging data build NAME`` the first time."""
+    cache = HERE / ".cache" / name
+    if not (cache / "build.json").is_file():
+        from ambient_imaging.cli import main
+
+        if main(["data", "build", name, "--out", str(cache)]) != 0 or not cache.exists():
+            sys.exit(f"could not build the embedded {name} set; pass {alternative}")
+    return cache
+
+
 def heldout_files(data: str | None) -> list[Path]:
     """fastMRI files of the held-out split (building the embedded ``mri-brain`` set if needed)."""
     if data is None:
-        cache = HERE / ".cache" / "mri-brain"
-        if not cache.exists():
-            from ambient_imaging.cli import main
-
-            code = main(["data", "build", "mri-brain", "--out", str(cache)])
-            if code != 0 or not cache.exists():
-                sys.exit("could not build the embedded mri-brain set; pass --data FOLDER (fully sampled .h5 files)")
+        cache = embedded_set("mri-brain", "--data FOLDER (fully sampled .h5 files)")
         for split in ("test", "val", "heldout", "validation"):
             if (cache / split).is_dir():
                 cache = cache / split
@@ -85,17 +90,24 @@ def slices(files: list[Path], max_slices: int) -> list[tuple[str, int, torch.Ten
     return out
 
 
+def slice_problem(k: torch.Tensor, maps: torch.Tensor, cols: np.ndarray):
+    """``(op, y, reference magnitude)`` of one fully sampled slice under the line mask ``cols``."""
+    try:
+        from ambient_imaging.operators import MultiCoilMRI
+    except ImportError:  # not exported yet
+        from ambient_imaging.operators.mri import MultiCoilMRI
+
+    op = MultiCoilMRI(maps[None], torch.from_numpy(cols)[None], noise_sigma=_noise_sigma(k.numpy(), cols))
+    ref = (maps.conj() * _ifft2c(k)).sum(0).abs()
+    return op, op.restrict(k[None]), ref
+
+
 def sky_benchmark(args: argparse.Namespace, device: torch.device) -> dict:
     """Dirty image, RML-TV (and optionally a posterior sampler) on held-out sky-hdf visibilities."""
     from ambient_imaging.datasets import read_uvfits
     from ambient_imaging.sampling import RMLTV
 
-    root = Path(args.sky_data) if args.sky_data else HERE / ".cache" / "sky-hdf"
-    if not (root / "build.json").is_file():
-        from ambient_imaging.cli import main as cli
-
-        if cli(["data", "build", "sky-hdf", "--out", str(root)]) != 0:
-            sys.exit("could not build the embedded sky-hdf set; pass --sky-data FOLDER")
+    root = Path(args.sky_data) if args.sky_data else embedded_set("sky-hdf", "--sky-data FOLDER")
     build = json.loads((root / "build.json").read_text())
     clean = np.load(root / "heldout_clean.npy")
     prior = None
@@ -153,11 +165,6 @@ def main() -> None:
     ap.add_argument("--sky-arrays", default="vla_d,vla_a")
     args = ap.parse_args()
 
-    try:
-        from ambient_imaging.operators import MultiCoilMRI
-    except ImportError:  # not exported yet
-        from ambient_imaging.operators.mri import MultiCoilMRI
-
     device = torch.device(args.device)
     data = slices(heldout_files(args.data), args.max_slices + 1)
     if len(data) < 2:
@@ -187,18 +194,12 @@ def main() -> None:
     for accel in (float(a) for a in args.accelerations.split(",")):
         for i, (fname, s, k, maps) in enumerate(data):
             h, w = k.shape[-2:]
-            cols = _line_mask(w, accel, args.center_lines, args.seed + 1000 * i + s)
-            op = MultiCoilMRI(maps[None], torch.from_numpy(cols)[None],
-                              noise_sigma=_noise_sigma(k.numpy(), cols))
-            y = op.restrict(k[None])
-            ref = (maps.conj() * _ifft2c(k)).sum(0).abs().numpy()
+            op, y, ref_t = slice_problem(k, maps, _line_mask(w, accel, args.center_lines, args.seed + 1000 * i + s))
+            ref = ref_t.numpy()
             if lam is None:  # λ on the validation slice at the first acceleration
                 _, vs, vk, vmaps = val_slice
-                vcols = _line_mask(w, accel, args.center_lines, args.seed + 999_999 + vs)
-                vop = MultiCoilMRI(vmaps[None], torch.from_numpy(vcols)[None],
-                                   noise_sigma=_noise_sigma(vk.numpy(), vcols))
-                vy = vop.restrict(vk[None])
-                vref = (vmaps.conj() * _ifft2c(vk)).sum(0).abs()
+                vop, vy, vref = slice_problem(vk, vmaps, _line_mask(w, accel, args.center_lines,
+                                                                     args.seed + 999_999 + vs))
                 sc = robust_scale(vy, vop)
                 lam, scores = choose_lambda(vy / sc.to(vy.real.dtype).reshape(-1, 1, 1, 1), vop,
                                             vref[None, None] / sc.float())
