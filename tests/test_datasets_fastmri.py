@@ -386,7 +386,7 @@ def test_retrospective_acceleration_and_complex_reference(mc_file: Path, tmp_pat
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
-    from ambient_imaging.datasets.io import atomic_write
+    from ambient_imaging.io import atomic_write
 
     p = atomic_write(tmp_path / "a.txt", lambda t: t.write_text("one"))
     assert p.read_text() == "one"

@@ -32,7 +32,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .io import atomic_path, file_fingerprint, is_writable_dir, scan_files
+from ambient_imaging.io import atomic_path
+
+from .io import file_fingerprint, is_writable_dir, scan_files
 
 __all__ = [
     "FastMRISlices",

@@ -30,9 +30,10 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from torch.utils.data import Dataset
 
+from ambient_imaging.io import atomic_path
 from ambient_imaging.operators import PixelMask
 
-from .io import atomic_path, expand_paths
+from .io import expand_paths
 
 __all__ = ["SkyImage", "read_fits_image", "write_fits_image", "FITSImages", "estimate_noise"]
 

@@ -1,51 +1,17 @@
-"""Small file helpers shared by the dataset readers and writers: atomic writes and folder scans."""
+"""Folder scans and cache fingerprints for the dataset readers (atomic writes: :mod:`ambient_imaging.io`)."""
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["atomic_path", "atomic_write", "expand_paths", "scan_files", "is_writable_dir", "file_fingerprint"]
+__all__ = ["expand_paths", "scan_files", "is_writable_dir", "file_fingerprint"]
 
 T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
-
-    Nothing half-written is left behind: on any exception the temporary file is removed.
-    The temporary file lives in the same folder, so the final ``os.replace`` is atomic.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def atomic_write(path: str | Path, writer: Callable[[Path], object], suffix: str | None = None) -> Path:
-    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically; returns ``path``.
-
-    Example: ``atomic_write("a.npy", lambda p: np.save(open(p, "wb"), arr))``. If ``writer``
-    raises, ``path`` is untouched (an older version stays intact) and the temporary is removed.
-    """
-    with atomic_path(path, suffix=suffix) as tmp:
-        writer(tmp)
-    return Path(path)
 
 
 def scan_files(

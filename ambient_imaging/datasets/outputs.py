@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 from torch import Tensor
 
-from .io import atomic_path
+from ambient_imaging.io import atomic_path
 
 if TYPE_CHECKING:  # xarray is imported on use: `import ambient_imaging.datasets` stays light
     import xarray as xr

@@ -32,9 +32,8 @@ import torch
 from astropy.io import fits
 from torch import Tensor
 
+from ambient_imaging.io import atomic_path
 from ambient_imaging.operators import Interferometer
-
-from .io import atomic_path
 
 __all__ = ["Visibilities", "read_uvfits", "write_uvfits", "simulate_observation", "STOKES_CODES"]
 

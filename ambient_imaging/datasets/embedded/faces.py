@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_path
+from ambient_imaging.io import atomic_path
 
 __all__ = ["build_faces", "load_faces", "faces_array"]
 

@@ -115,10 +115,10 @@ def build_mri_brain(
     """
     from tqdm.auto import tqdm
 
+    from ambient_imaging.io import atomic_path
     from ambient_imaging.operators import birdcage_maps, fft2c, ifft2c, mri_mask, rss
 
     from ..fastmri import write_fastmri
-    from ..io import atomic_path
 
     if size not in SIZES:
         raise ValueError(f"build_mri_brain: size must be one of {sorted(SIZES)}, got {size!r}")

@@ -44,8 +44,9 @@ import torch
 from astropy.wcs import WCS
 from tqdm.auto import tqdm
 
+from ambient_imaging.io import atomic_path
+
 from ..fits import write_fits_image
-from ..io import atomic_path
 
 __all__ = ["build_sky_hdf", "xdf_image", "xdf_wcs", "corrupt_patch"]
 
