@@ -349,7 +349,7 @@ def test_read_fastmri_header_from_file(tmp_path: Path) -> None:
 def test_retrospective_acceleration_and_complex_reference(mc_file: Path, tmp_path: Path) -> None:
     from ambient_imaging.operators import ifft2c
 
-    ds = FastMRISlices(mc_file, acceleration=4, center_fraction=0.125, mask_seed=7, reference=True)
+    ds = FastMRISlices(mc_file, acceleration=4, center_fraction=0.1875, mask_seed=7, reference=True)
     masks = []
     full_k = torch.from_numpy(_phantom(3, 4))
     for i in range(3):
@@ -358,7 +358,7 @@ def test_retrospective_acceleration_and_complex_reference(mc_file: Path, tmp_pat
         m = op.mask[0].reshape(-1, W)[0]
         masks.append(m)
         assert it["meta"]["retrospective"] and 3.0 <= it["meta"]["acceleration"] <= 5.5
-        assert int(op.acs.sum()) == 4  # round(0.125 * 32) centre lines
+        assert int(op.acs.sum()) == 6  # round(0.1875 * 32) centre lines
         assert torch.all(y[..., ~m] == 0) and torch.all(y[..., m].abs().sum(1) > 0)
         torch.testing.assert_close(y * it["scale"], full_k[i] * m, rtol=1e-5, atol=1e-5)
         # reference = SENSE combination of the fully sampled coil images with the operator's maps
@@ -366,12 +366,12 @@ def test_retrospective_acceleration_and_complex_reference(mc_file: Path, tmp_pat
         assert it["reference"].dtype == torch.complex64 and it["reference"].shape == (1, H, W)
         torch.testing.assert_close(it["reference"], want, rtol=1e-4, atol=1e-5)
     assert not torch.equal(masks[0], masks[1])  # one mask per slice
-    again = FastMRISlices(mc_file, acceleration=4, center_fraction=0.125, mask_seed=7)
+    again = FastMRISlices(mc_file, acceleration=4, center_fraction=0.1875, mask_seed=7)
     assert torch.equal(again[1]["operator"].mask[0].reshape(-1, W)[0], masks[1])  # deterministic
-    other = FastMRISlices(mc_file, acceleration=4, center_fraction=0.125, mask_seed=8)
+    other = FastMRISlices(mc_file, acceleration=4, center_fraction=0.1875, mask_seed=8)
     assert not all(torch.equal(other[i]["operator"].mask[0].reshape(-1, W)[0], masks[i]) for i in range(3))
     # the scale depends on the ACS only: identical at R = 2 and R = 4 (same centre fraction)
-    r2 = FastMRISlices(mc_file, acceleration=2, center_fraction=0.125, mask_seed=7)
+    r2 = FastMRISlices(mc_file, acceleration=2, center_fraction=0.1875, mask_seed=7)
     for i in range(3):
         assert r2[i]["scale"] == pytest.approx(ds[i]["scale"], rel=1e-6)
         assert r2[i]["meta"]["acceleration"] < ds[i]["meta"]["acceleration"]

@@ -21,7 +21,6 @@ import hashlib
 import os
 import warnings
 import xml.etree.ElementTree as ET
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,17 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ambient_imaging.io import atomic_path
+from ambient_imaging.problems import (
+    MaskSpec,
+    Normalisation,
+    Problem,
+    acs_from_lines,
+    calibration_width,
+    derive_line_mask,
+    estimate_coil_maps,
+    estimate_noise_sigma,
+    mri_problem,
+)
 
 from .io import file_fingerprint, is_writable_dir, scan_files
 
@@ -143,27 +153,7 @@ def read_fastmri_header(path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # masks
 # ---------------------------------------------------------------------------------------------
-def derive_line_mask(kspace: np.ndarray) -> np.ndarray:
-    """Sampled columns ``(W,)``: those holding any non-zero value (over coils and rows)."""
-    k = np.abs(kspace)
-    return k.reshape(-1, k.shape[-2], k.shape[-1]).max(axis=(0, 1)) > 0
-
-
-def acs_from_lines(lines: np.ndarray) -> np.ndarray:
-    """The contiguous block of sampled columns around the centre ``W // 2`` (the ACS), ``(W,)`` bool."""
-    lines = np.asarray(lines, dtype=bool)
-    w = lines.shape[-1]
-    acs = np.zeros(w, dtype=bool)
-    c = w // 2
-    if not lines[c]:
-        return acs
-    lo, hi = c, c
-    while lo - 1 >= 0 and lines[lo - 1]:
-        lo -= 1
-    while hi + 1 < w and lines[hi + 1]:
-        hi += 1
-    acs[lo : hi + 1] = True
-    return acs
+# derive_line_mask, acs_from_lines, estimate_noise_sigma: ambient_imaging.problems (shared with reconstruction)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,8 +455,6 @@ def load_or_compute_maps(
     maps are recomputed from the ACS of every slice (calibration width = the ACS width, capped at 24,
     or ``acs_lines``) and written atomically. With ``compute=False`` a missing/stale cache is an error.
     """
-    from ambient_imaging.operators import espirit_maps
-
     path = Path(path)
     cache = maps_cache_path(path, cache_dir)
     with _open(path) as f:
@@ -485,12 +473,13 @@ def load_or_compute_maps(
             lines = sl["mask"] if sl["mask"].ndim == 1 else sl["mask"].all(axis=0)
             acs = acs_from_lines(lines)
             n_acs = int(acs.sum())
-            calib = _centred_width(acs, min(24, h) if acs_lines is None else int(acs_lines))
-            if calib < 6:
+            cap = min(24, h) if acs_lines is None else int(acs_lines)
+            if calibration_width(acs, cap) < 6:
                 raise ValueError(
-                    f"{path}: slice {i} has only {n_acs} contiguous ACS lines; ESPIRiT needs at least 6"
+                    f"{path}: slice {i}: ESPIRiT needs at least 6 centred calibration lines; the slice has {n_acs} "
+                    f"contiguous ACS lines and the calibration width asked for is {cap}"
                 )
-            out[i] = _espirit(espirit_maps, sl["kspace"], calib, path, i)
+            out[i] = estimate_coil_maps(sl["kspace"], acs, cap, where=f"{path}: slice {i}")
     size, mtime = file_fingerprint(path)
     try:
         with atomic_path(cache, suffix=".h5") as tmp, h5py.File(tmp, "w") as c:
@@ -502,28 +491,6 @@ def load_or_compute_maps(
         warnings.warn(f"{path}: could not write the sensitivity-map cache {cache} ({err}); pass cache_dir=",
                       RuntimeWarning, stacklevel=2)
     return out
-
-
-def _espirit(fn: Callable[..., Tensor], k: np.ndarray, calib: int, path: Path, i: int) -> np.ndarray:
-    """ESPIRiT with a kernel that fits small ACS blocks (``min(6, calib // 2)``); if every eigenvalue falls
-    below the crop threshold (maps all zero: too little calibration data), retry without cropping."""
-    kw = max(3, min(6, calib // 2))
-    maps = fn(torch.from_numpy(k), calib_width=calib, kernel_width=kw).numpy()
-    if not np.any(maps):
-        warnings.warn(f"{path}: slice {i}: ESPIRiT maps empty with crop=0.95 ({calib} ACS lines); using crop=0",
-                      RuntimeWarning, stacklevel=3)
-        maps = fn(torch.from_numpy(k), calib_width=calib, kernel_width=kw, crop=0.0).numpy()
-    return maps
-
-
-def _centred_width(acs: np.ndarray, cap: int) -> int:
-    """Largest ``c <= cap`` whose centred block ``[W//2 - c//2, W//2 - c//2 + c)`` (ESPIRiT's) lies in the ACS."""
-    w = acs.shape[-1]
-    for c in range(min(cap, int(acs.sum())), 0, -1):
-        lo = w // 2 - c // 2
-        if lo >= 0 and lo + c <= w and acs[lo : lo + c].all():
-            return c
-    return 0
 
 
 def prepare_folder(
@@ -597,19 +564,20 @@ class FastMRISlices(Dataset):
             (``(1, H, W)`` complex, divided by the scale; needs a fully sampled slice, e.g. with
             ``acceleration``); ``"rss"``: ``(1, h, w)`` real from ``reconstruction_rss`` or, for a
             fully sampled slice, the RSS of its coil images.
-        acceleration: retrospective undersampling of *fully sampled* slices at this R (slices
-            that are already undersampled keep their own mask). One mask per slice, drawn by
-            :func:`~ambient_imaging.operators.mri_mask` (``mask_kind``, ``center_fraction``) from a
-            seed derived from ``mask_seed``, the file name and the slice: the same every epoch,
-            in every worker. ESPIRiT then calibrates on ``max(6, round(center_fraction·W))``
-            central lines, about what the undersampled acquisition has (not on the full data).
-        center_fraction, mask_kind, mask_seed: see ``acceleration``.
+        mask_spec: retrospective undersampling of *fully sampled* slices
+            (:class:`~ambient_imaging.problems.MaskSpec`; slices that are already undersampled keep
+            their own mask). One mask per slice, ``mask_spec.sample(shape, key="<file name>:<slice>")``:
+            the same every epoch, in every worker, and the same rule ``reconstruct`` uses. ESPIRiT
+            then calibrates on the mask's centre lines (what the undersampled acquisition has).
+        acceleration, center_fraction, mask_kind, mask_seed: shorthand for
+            ``mask_spec=MaskSpec(mask_kind, acceleration, center_fraction=..., seed=mask_seed)``.
         noise_sigma: k-space noise std in file units (divided by the scale like ``y``), or
             ``"estimate"``: a robust (MAD) estimate from the outermost 1/16 of readout rows of
             the sampled columns — an over-estimate when those rows still hold signal. Default 0.
         percentile: percentile for :func:`~ambient_imaging.datasets.normalize.measurement_scale`.
 
-    Items: ``{"y": (Nc, H, W) complex64 k-space / scale, "operator": MultiCoilMRI (batch 1, ACS = the
+    Items are built by :func:`~ambient_imaging.problems.mri_problem` (the builder reconstruction uses):
+    ``{"y": (Nc, H, W) complex64 k-space / scale, "operator": MultiCoilMRI (batch 1, ACS = the
     contiguous fully sampled centre block of columns), "scale": float, "meta": {...}}``.
 
     Construction reads only shapes; files are opened lazily in ``__getitem__`` by each worker
@@ -617,10 +585,15 @@ class FastMRISlices(Dataset):
     compact integer arrays, so memory does not grow with the number of files beyond their paths.
     """
 
-    #: how ``y`` is normalised (stored with a trained prior as ``scale_rule``).
-    scale_rule = (
-        "k-space divided by measurement_scale: the 99th percentile of |A^H y| restricted to the ACS lines"
-    )
+    @property
+    def normalisation(self) -> Normalisation:
+        """How ``y`` is normalised (stored with a trained prior)."""
+        return Normalisation("measurement", percentile=self.percentile)
+
+    @property
+    def scale_rule(self) -> str:
+        """:meth:`Normalisation.describe` of :attr:`normalisation`."""
+        return self.normalisation.describe()
 
     def __init__(
         self,
@@ -634,9 +607,10 @@ class FastMRISlices(Dataset):
         noise_sigma: float | str = 0.0,
         percentile: float = 99.0,
         acceleration: float | None = None,
-        center_fraction: float = 0.08,
+        center_fraction: float | None = None,
         mask_kind: str = "random",
         mask_seed: int = 0,
+        mask_spec: MaskSpec | None = None,
     ):
         if sens_maps not in ("espirit", "cache-only", None):
             raise ValueError(f"FastMRISlices: sens_maps must be 'espirit', 'cache-only' or None, got {sens_maps!r}")
@@ -644,8 +618,9 @@ class FastMRISlices(Dataset):
             raise ValueError(f"FastMRISlices: reference must be True, False or 'rss', got {reference!r}")
         if acceleration is not None and not float(acceleration) >= 1.0:
             raise ValueError(f"FastMRISlices: acceleration must be >= 1, got {acceleration}")
-        self.acceleration = None if acceleration is None else float(acceleration)
-        self.center_fraction, self.mask_kind, self.mask_seed = float(center_fraction), mask_kind, int(mask_seed)
+        if mask_spec is None and acceleration is not None:
+            mask_spec = MaskSpec(mask_kind, float(acceleration), center_fraction=center_fraction, seed=int(mask_seed))
+        self.mask_spec = mask_spec
         if not (noise_sigma == "estimate" or isinstance(noise_sigma, (int, float))):
             raise ValueError(f"FastMRISlices: noise_sigma must be a float or 'estimate', got {noise_sigma!r}")
         self.sens_maps, self.cache_dir, self.acs_lines = sens_maps, cache_dir, acs_lines
@@ -667,7 +642,7 @@ class FastMRISlices(Dataset):
         self._file_idx = np.repeat(np.arange(len(files), dtype=np.int32), counts)
         self._slice_idx = np.concatenate([np.arange(c, dtype=np.int32) for c in counts])
         self._handles: dict[int, dict[int, h5py.File]] = {}
-        self._maps: dict[int, tuple[int, np.ndarray]] = {}  # pid -> (file index, maps) of the last file
+        self._maps: dict[int, tuple[tuple[int, int | None], np.ndarray]] = {}  # pid -> ((file, calib), maps)
 
     def __len__(self) -> int:
         return int(self._file_idx.shape[0])
@@ -697,98 +672,52 @@ class FastMRISlices(Dataset):
         """Number of HDF5 files this process holds open (bounded by a small constant)."""
         return len(self._handles.get(os.getpid(), {}))
 
-    def _coil_maps(self, fi: int, s: int, w: int) -> np.ndarray:
+    def _coil_maps(self, fi: int, s: int, w: int, fully_sampled: bool = False) -> np.ndarray:
         pid = os.getpid()
         hit = self._maps.get(pid)
-        if hit is None or hit[0] != fi:
-            calib = self.acs_lines
-            if calib is None and self.acceleration is not None:
-                calib = max(6, round(self.center_fraction * w))
+        calib = self.acs_lines
+        if calib is None and fully_sampled and self.mask_spec is not None:
+            calib = min(24, self.mask_spec.center_width(w))  # calibrate on what the undersampled data will hold
+        if hit is None or hit[0] != (fi, calib):
             maps = load_or_compute_maps(self.files[fi], self.cache_dir, calib, compute=self.sens_maps == "espirit")
-            self._maps = {pid: (fi, maps)}
+            self._maps = {pid: ((fi, calib), maps)}
             hit = self._maps[pid]
         return hit[1][s]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from ambient_imaging.operators import MultiCoilMRI, ifft2c, rss
-
-        from .normalize import measurement_scale
-
+    def problem(self, index: int, reference: bool = False) -> Problem:
+        """The :class:`~ambient_imaging.problems.Problem` of item ``index`` (file units), built by
+        :func:`~ambient_imaging.problems.mri_problem` — the builder ``reconstruct`` uses."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"FastMRISlices: index {index} out of range ({len(self)} slices)")
         index = index % len(self)
         fi, s = int(self._file_idx[index]), int(self._slice_idx[index])
         path = Path(self.files[fi])
-        f = self._file(fi)
-        sl = read_fastmri_slice(path, s, f)
-        k, mask = sl["kspace"], sl["mask"]
-        nc, h, w = k.shape
-        lines = mask if mask.ndim == 1 else mask.all(axis=0)
-        fully_sampled = bool(np.all(mask))
-        retro = self.acceleration is not None and fully_sampled
-        if retro:  # the drawn mask's own ACS (not widened by adjacent random lines): same scale at any R
-            mask, acs = self._retro_mask(path.name, s, h, w)
-            lines = mask if mask.ndim == 1 else mask.all(axis=0)
-        else:
-            acs = acs_from_lines(lines)
-        full = np.broadcast_to(mask, (h, w)) if mask.ndim == 1 else mask
-        kt = torch.from_numpy(k * full[None])
-        if nc == 1:
-            maps = torch.ones(1, 1, h, w, dtype=torch.complex64)
-        else:
-            maps = torch.from_numpy(self._coil_maps(fi, s, w))[None]
-        mask_t = torch.from_numpy(np.ascontiguousarray(lines if mask.ndim == 1 else full))[None]
-        acs_t = torch.from_numpy(acs)[None] if mask.ndim == 1 and acs.any() else None
-        sigma = estimate_noise_sigma(k, lines) if self.noise_sigma == "estimate" else float(self.noise_sigma)
-        op = MultiCoilMRI(maps, mask_t, noise_sigma=0.0, acs=acs_t)
-        scale = float(measurement_scale(kt[None], op, self.percentile)[0])
-        op = MultiCoilMRI(maps, mask_t, noise_sigma=sigma / scale, acs=acs_t)
-        item: dict[str, Any] = {
-            "y": kt / scale,
-            "operator": op,
-            "scale": scale,
-            "meta": {"file": str(path), "slice": s, "shape": (h, w), "coils": nc,
-                     "acceleration": float(full.size / max(full.sum(), 1)), "acs_lines": int(acs.sum()),
-                     "noise_sigma": sigma, "retrospective": retro},
-        }
+        sl = read_fastmri_slice(path, s, self._file(fi))
+        k = sl["kspace"]
+        maps = None if k.shape[0] == 1 else self._coil_maps(fi, s, k.shape[-1], bool(np.all(sl["mask"])))
+        sigma = None if self.noise_sigma == "estimate" else float(self.noise_sigma)
+        return mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=self.mask_spec,
+                           key=f"{path.name}:{s}", maps=maps, noise_sigma=sigma, reference=reference,
+                           normalisation=self.normalisation, where=f"{path}: slice {s}",
+                           meta={"file": str(path), "slice": s})
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        prob = self.problem(index, reference=self.reference is not None)
+        item = prob.training_item()
+        scale = item["scale"]
         if self.reference is True:
-            if not fully_sampled:
-                raise ValueError(f"{path}: slice {s} is undersampled; reference=True needs fully sampled k-space")
-            coil = ifft2c(torch.from_numpy(k))
-            ref = coil if nc == 1 else (maps[0].conj() * coil).sum(0, keepdim=True)
-            item["reference"] = ref.to(torch.complex64) / scale
+            if prob.reference is None:
+                raise ValueError(f"{prob.meta['file']}: slice {prob.meta['slice']} is undersampled; "
+                                 "reference=True needs fully sampled k-space")
+            item["reference"] = prob.reference[0].to(torch.complex64) / scale
         elif self.reference == "rss":
+            f = self._file(int(self._file_idx[index % len(self)]))
             if "reconstruction_rss" in f:
-                ref = torch.from_numpy(np.asarray(f["reconstruction_rss"][s], dtype=np.float32))
-            elif bool(full.all()):
-                ref = rss(ifft2c(torch.from_numpy(k)), dim=0)
+                ref = torch.from_numpy(np.asarray(f["reconstruction_rss"][prob.meta["slice"]], dtype=np.float32))[None]
+            elif "rss" in prob.extras:
+                ref = prob.extras["rss"][0].float()
             else:
-                raise ValueError(f"{path}: reference='rss' needs 'reconstruction_rss' or a fully sampled file")
-            item["reference"] = ref[None] / scale
+                raise ValueError(f"{prob.meta['file']}: reference='rss' needs 'reconstruction_rss' or a fully "
+                                 "sampled file")
+            item["reference"] = ref / scale
         return self.transform(item) if self.transform is not None else item
-
-    def _retro_mask(self, name: str, s: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """Retrospective mask ``(W,)`` (1-D kinds) or ``(H, W)`` and its ACS columns ``(W,)``,
-        deterministic in (mask_seed, file name, slice)."""
-        from ambient_imaging.operators import mri_mask
-
-        g = torch.Generator().manual_seed(zlib.crc32(f"{self.mask_seed}:{name}:{s}".encode()))
-        m, a = mri_mask((h, w), self.acceleration, center_fraction=self.center_fraction, kind=self.mask_kind,
-                        generator=g)
-        m, acs = m[0].numpy(), a[0].numpy().all(axis=0)
-        return (m[0].copy() if bool(np.all(m == m[:1])) else m), acs
-
-
-def estimate_noise_sigma(k: np.ndarray, lines: np.ndarray) -> float:
-    """Robust complex noise std ``σ`` (``E|n|² = σ²``) of ``(Nc, H, W)`` k-space.
-
-    Uses the outermost ``H/32`` readout rows (top and bottom) of the sampled columns ``lines``
-    (``(W,)`` bool), where k-space holds (almost) only noise: ``σ = √2 · 1.4826 · median|Re, Im|``
-    (MAD of the real and imaginary parts, each ``N(0, σ²/2)``). An over-estimate when those rows
-    still hold signal (no readout oversampling); 0 when no column is sampled.
-    """
-    h = k.shape[-2]
-    edge = max(1, h // 32)
-    region = np.concatenate([k[:, :edge, lines], k[:, h - edge :, lines]], axis=1)
-    re = np.concatenate([region.real.ravel(), region.imag.ravel()])
-    return float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(re))) if re.size else 0.0
