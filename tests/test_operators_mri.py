@@ -217,7 +217,7 @@ def test_restrict_mask_channels_noise_and_stack():
 
 
 # ------------------------------------------------------------------------------- masks
-@pytest.mark.parametrize("kind,r", [("random", 4), ("equispaced", 4), ("variable_density", 4), ("random", 8)])
+@pytest.mark.parametrize("kind,r", [("random", 4), ("equispaced_fraction", 4), ("variable_density", 4), ("random", 8)])
 def test_mri_mask_acceleration_and_acs(kind, r):
     h, w, n = 4, 320, 64
     cf = 0.08 if r == 4 else 0.04
@@ -235,7 +235,7 @@ def test_mri_mask_acceleration_and_acs(kind, r):
     assert abs(float(frac.mean()) - 1 / r) < tol
     if kind == "variable_density":
         assert torch.all(mask[:, 0].sum(-1) == round(w / r))
-    if kind == "equispaced":
+    if kind == "equispaced_fraction":
         outside = torch.nonzero(mask[0, 0] & ~acs[0, 0]).flatten().double()
         gaps = torch.diff(outside)
         spacing = r * (c - w) / (c * r - w)
@@ -271,15 +271,19 @@ def test_mri_mask_seed_and_generator_reproducible():
         ({"acceleration": 0.5}, "acceleration must be >= 1"),
         ({"acceleration": 4, "center_lines": 40}, "larger than the image"),
         ({"acceleration": 4, "center_fraction": 1.5}, "center_fraction must be in"),
-        ({"acceleration": 4, "kind": "spiral"}, "valid kinds are random, equispaced, variable_density, poisson"),
+        ({"acceleration": 4, "kind": "spiral"}, "valid kinds are random, equispaced, equispaced_fraction, magic"),
+        ({"acceleration": 2.5, "kind": "equispaced"}, "needs an integer acceleration"),
+        ({"acceleration": 4, "rng": np.random.RandomState(0), "seed": 1}, "not several"),
         ({"acceleration": 8, "center_lines": 8}, "exceed the W/R"),
         ({"acceleration": 4, "seed": 1, "generator": torch.Generator()}, "either generator or seed"),
+        ({"acceleration": 4, "offset": -1, "kind": "equispaced"}, "offset must be >= 0"),
     ],
 )
 def test_mri_mask_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         mri_mask((16, 32), **kwargs)
-    assert set(MASK_KINDS) == {"random", "equispaced", "variable_density", "poisson"}
+    assert set(MASK_KINDS) == {"random", "equispaced", "equispaced_fraction", "magic", "magic_fraction",
+                               "variable_density", "poisson"}
 
 
 # ------------------------------------------------------------------------------- errors
@@ -366,3 +370,97 @@ def test_espirit_input_errors_and_rss():
         espirit_maps(k, calib_width=40)
     x = torch.tensor([[3.0 + 0j], [4j]])
     torch.testing.assert_close(rss(x, 0), torch.tensor([5.0]))
+
+
+# ------------------------------------------------------------------------------- fastMRI mask kinds
+def test_equispaced_is_fastmri_equispaced_mask_func():
+    """``equispaced``: the centre plus every R-th column from the offset (fastMRI EquiSpacedMaskFunc)."""
+    w, r, cf = 368, 4, 0.08
+    c = round(w * cf)
+    for off in range(r):
+        m, acs = mri_mask((2, w), r, center_fraction=cf, kind="equispaced", offset=off)
+        expect = np.zeros(w, dtype=bool)
+        expect[off::r] = True
+        pad = (w - c + 1) // 2
+        expect[pad : pad + c] = True
+        assert np.array_equal(m[0, 0].numpy(), expect) and int(acs[0, 0].sum()) == c
+    # random offsets are in [0, R) and the true acceleration is below R (the centre adds lines)
+    m, _ = mri_mask((1, w), 8, center_fraction=0.04, kind="equispaced", batch=16, seed=0)
+    assert torch.all(w / m[:, 0].sum(-1) < 8)
+
+
+def test_magic_mask_symmetric_offsets():
+    w, r = 64, 4
+    m, _ = mri_mask((1, w), r, center_lines=0, kind="magic", offset=0)
+    lines = np.fft.ifftshift(m[0, 0].numpy())  # back to unshifted order: positive half first
+    pos, neg = lines[: (w + 1) // 2], lines[(w + 1) // 2 :][::-1]
+    assert np.array_equal(np.nonzero(pos)[0], np.arange(1, pos.size, r))
+    assert np.array_equal(np.nonzero(neg)[0], np.arange(2, neg.size, r))
+    mf, _ = mri_mask((1, 320), 4, center_fraction=0.08, kind="magic_fraction", batch=8, seed=1)
+    assert torch.all((mf[:, 0].sum(-1) - 80).abs() <= 8)  # centre overlap: slightly under W/R
+
+
+def test_numpy_randomstate_path_reproducible():
+    a, _ = mri_mask((4, 96), 4, kind="random", rng=np.random.RandomState(5), batch=3)
+    b, _ = mri_mask((4, 96), 4, kind="random", rng=np.random.RandomState(5), batch=3)
+    assert torch.equal(a, b) and not torch.equal(a[0], a[1])
+    # the same draws as numpy's uniform in fastMRI's order
+    u = np.random.RandomState(5).uniform(size=96)
+    c = round(96 * 0.08)
+    expect = u < (96 / 4 - c) / (96 - c)
+    expect[(96 - c + 1) // 2 : (96 - c + 1) // 2 + c] = True
+    assert np.array_equal(a[0, 0].numpy(), expect)
+
+
+@pytest.mark.parametrize("kind", ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"])
+@pytest.mark.parametrize("cf,r", [(0.08, 4), (0.04, 8)])
+def test_masks_equal_fastmri_package(kind, cf, r):
+    """Same seed, same mask as fastMRI's create_mask_for_mask_type (only where the package is importable)."""
+    subsample = pytest.importorskip("fastmri.data.subsample")
+    for w in (368, 372, 33):
+        for seed in range(3):
+            ref, _ = subsample.create_mask_for_mask_type(kind, [cf], [r])((1, 640, w, 2), seed=seed)
+            ours, _ = mri_mask((2, w), r, center_fraction=cf, kind=kind, rng=np.random.RandomState(seed))
+            assert np.array_equal(ours[0, 0].numpy(), ref.numpy().reshape(-1) > 0), (kind, w, seed)
+        func = subsample.create_mask_for_mask_type(kind, [cf], [r])
+        func.rng.seed(11)
+        seq = np.stack([func((1, 640, w, 2))[0].numpy().reshape(-1) > 0 for _ in range(3)])
+        ours, _ = mri_mask((2, w), r, center_fraction=cf, kind=kind, rng=np.random.RandomState(11), batch=3)
+        assert np.array_equal(ours[:, 0].numpy(), seq)
+
+
+def test_apply_band_zeroes_padding():
+    from ambient_imaging.operators import apply_band
+
+    m, _ = mri_mask((2, 40), 2, center_lines=4, kind="equispaced", offset=0)
+    out = apply_band(m, (5, 33))
+    assert not out[..., :5].any() and not out[..., 33:].any() and torch.equal(out[..., 5:33], m[..., 5:33])
+    assert isinstance(apply_band(m.numpy(), (5, 33)), np.ndarray)
+    with pytest.raises(ValueError, match="not a column range"):
+        apply_band(m, (30, 10))
+
+
+def test_compress_coils_energy_and_lossless():
+    from ambient_imaging.operators import coil_compression_matrix, compress_coils, rss
+
+    g = np.random.default_rng(0)
+    # 8 coils that are mixtures of 3 sources: 3 virtual coils keep all the energy
+    src = g.standard_normal((2, 3, 12, 10)) + 1j * g.standard_normal((2, 3, 12, 10))
+    mix = g.standard_normal((8, 3)) + 1j * g.standard_normal((8, 3))
+    k = np.einsum("cs,zshw->zchw", mix, src).astype(np.complex64)
+    k += 1e-3 * (g.standard_normal(k.shape) + 1j * g.standard_normal(k.shape)).astype(np.complex64)
+    a, kept = coil_compression_matrix(k, 3)
+    assert a.shape == (3, 8) and kept > 0.9999
+    np.testing.assert_allclose(a @ a.conj().T, np.eye(3), atol=1e-10)
+    c3 = compress_coils(k, 3)
+    assert c3.shape == (2, 3, 12, 10) and c3.dtype == np.complex64
+    np.testing.assert_allclose(np.linalg.norm(c3) ** 2 / np.linalg.norm(k) ** 2, kept, rtol=1e-5)
+    # energy is monotone in n and n = Nc is lossless: the RSS image is unchanged
+    kept_n = [coil_compression_matrix(k, n)[1] for n in range(1, 9)]
+    assert all(b >= a_ - 1e-12 for a_, b in zip(kept_n, kept_n[1:])) and abs(kept_n[-1] - 1) < 1e-12
+    full = compress_coils(torch.from_numpy(k), 8)
+    assert isinstance(full, torch.Tensor) and full.shape == (2, 8, 12, 10)
+    torch.testing.assert_close(rss(ifft2c(full), dim=1), rss(ifft2c(torch.from_numpy(k)), dim=1), atol=1e-5,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="n must be in"):
+        compress_coils(k, 9)

@@ -1,28 +1,95 @@
 """Cartesian k-space sampling masks (fastMRI conventions: phase-encode lines are columns along ``W``).
 
-Kinds:
+The 1-D kinds reproduce fastMRI's ``fastmri/data/subsample.py`` mask functions under the names of
+its ``create_mask_for_mask_type`` (``W`` columns, ``c = round(W · center_fraction)`` centre lines in
+``[(W − c + 1) // 2, … + c)``, the ACS):
 
-* ``"random"`` — fastMRI ``RandomMaskFunc``: the ``c`` centre lines (ACS) plus each other
-  line independently with probability ``(W/R − c) / (W − c)``, so ``E[#lines] = W/R``.
-* ``"equispaced"`` — fastMRI ``EquispacedMaskFractionFunc``: ACS plus lines every
-  ``a = R (c − W) / (c R − W)`` columns from a random offset (``#lines ≈ W/R``).
+* ``"random"`` — ``RandomMaskFunc``: the ``c`` centre lines plus each column independently with
+  probability ``(W/R − c) / (W − c)``, so ``E[#lines] = W/R``.
+* ``"equispaced"`` — ``EquiSpacedMaskFunc``: the centre lines plus every ``R``-th column from a random
+  offset in ``[0, R)`` (integer ``R``; the true acceleration is below ``R`` because the centre adds lines).
+* ``"equispaced_fraction"`` — ``EquispacedMaskFractionFunc``: centre plus lines every
+  ``a = R (c − W) / (c R − W)`` columns (rounded positions) from a random offset in ``[0, round(a))``,
+  so ``#lines ≈ W/R`` (what the fastMRI brain multi-coil data and its VarNet examples use).
+* ``"magic"`` — ``MagicMaskFunc`` (Defazio 2019, offset sampling for conjugate symmetry): every
+  ``R``-th line with different offsets on the two halves of k-space (integer ``R``).
+* ``"magic_fraction"`` — ``MagicMaskFractionFunc``: ``magic`` with the centre clipped to
+  ``[1, round(W/R)]`` lines and the spacing ``round(W / (round(W/R) − c))`` to hit ``W/R``.
 * ``"variable_density"`` — ACS plus exactly ``round(W/R) − c`` other lines drawn without
   replacement with weights ``(1 − |k − W/2| / (W/2))^p`` (denser near the centre).
 * ``"poisson"`` — 2-D variable-density Poisson-disc (``sigpy.mri.poisson``, elliptical
   corners cropped) with a fully sampled ``c_H × c_W`` calibration square.
+
+Randomness: a ``torch.Generator`` / ``seed`` (default), or ``rng=np.random.RandomState(s)``, which
+draws exactly as fastMRI does: ``mri_mask((H, W), R, center_fraction=cf, kind=k, rng=RandomState(s))``
+equals fastMRI's ``create_mask_for_mask_type(k, [cf], [R])(shape, seed=s)`` column for column, and
+``batch=n`` equals ``n`` successive calls of one mask function seeded ``s``.
+
+Zero-padded k-space (fastMRI files): draw over the full width ``W`` and zero the columns outside the
+file's acquired band, as fastMRI's ``apply_mask(..., padding=...)`` does; see :func:`apply_band`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["mri_mask", "MASK_KINDS", "mask_presets"]
+__all__ = ["mri_mask", "MASK_KINDS", "mask_presets", "apply_band"]
 
-MASK_KINDS = ("random", "equispaced", "variable_density", "poisson")
+MASK_KINDS = (
+    "random",
+    "equispaced",
+    "equispaced_fraction",
+    "magic",
+    "magic_fraction",
+    "variable_density",
+    "poisson",
+)
+_INTEGER_R = ("equispaced", "magic")
+
+
+class _Draw(Protocol):
+    def uniform(self, n: int) -> np.ndarray: ...
+    def randint(self, high: int) -> int: ...
+    def choice(self, n: int, k: int, p: np.ndarray) -> np.ndarray: ...
+
+
+class _TorchDraw:
+    """Draws from a ``torch.Generator`` (``None``: torch's global RNG)."""
+
+    def __init__(self, generator: torch.Generator | None):
+        self.g = generator
+        self.dev = generator.device if generator is not None else torch.device("cpu")
+
+    def uniform(self, n: int) -> np.ndarray:
+        return torch.rand(n, generator=self.g, device=self.dev).cpu().numpy()
+
+    def randint(self, high: int) -> int:
+        return int(torch.randint(0, high, (1,), generator=self.g, device=self.dev).item())
+
+    def choice(self, n: int, k: int, p: np.ndarray) -> np.ndarray:
+        w = torch.as_tensor(p, dtype=torch.float64, device=self.dev)
+        return torch.multinomial(w, k, replacement=False, generator=self.g).cpu().numpy()
+
+
+class _NumpyDraw:
+    """Draws from a ``np.random.RandomState`` in fastMRI's order (``choose_acceleration`` first)."""
+
+    def __init__(self, rng: np.random.RandomState):
+        self.rng = rng
+
+    def uniform(self, n: int) -> np.ndarray:
+        return self.rng.uniform(size=n)
+
+    def randint(self, high: int) -> int:
+        return int(self.rng.randint(0, high=high))
+
+    def choice(self, n: int, k: int, p: np.ndarray) -> np.ndarray:
+        return self.rng.choice(n, size=k, replace=False, p=p / p.sum())
 
 
 def mri_mask(
@@ -37,21 +104,27 @@ def mri_mask(
     *,
     device: torch.device | str | None = None,
     density_power: float = 2.0,
+    rng: np.random.RandomState | None = None,
+    offset: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw ``batch`` k-space masks and their ACS (auto-calibration) regions.
 
     Args:
         shape: k-space size ``(H, W)``; lines are columns (phase encodes along ``W``).
-        acceleration: ``R >= 1``; about ``1/R`` of k-space is sampled.
+        acceleration: ``R >= 1``; about ``1/R`` of k-space is sampled (``"equispaced"`` and
+            ``"magic"``: every ``R``-th line, ``R`` an integer, plus the centre).
         center_fraction: fraction of ``W`` fully sampled at the centre (ACS), as in fastMRI;
             for ``"poisson"`` the calibration square is ``round(cf·H) × round(cf·W)``.
         center_lines: number of ACS lines (overrides ``center_fraction``; for ``"poisson"``
             a ``center_lines × center_lines`` square).
-        kind: one of :data:`MASK_KINDS`.
+        kind: one of :data:`MASK_KINDS` (see the module docstring).
         batch: number of independent masks.
-        generator / seed: randomness (give at most one); ``None`` uses torch's global RNG.
+        generator / seed: torch randomness (give at most one); ``None`` uses torch's global RNG.
         device: device of the returned masks.
         density_power: ``p`` of the ``"variable_density"`` weights.
+        rng: a ``numpy.random.RandomState`` drawn exactly as fastMRI's mask functions draw from
+            theirs (reproduces fastMRI masks for the same seed); excludes ``generator``/``seed``.
+        offset: fixed first line of the equispaced/magic kinds (fastMRI's ``offset``); default random.
 
     Returns:
         ``(mask, acs)``, both bool ``(batch, H, W)``; ``acs ⊆ mask``. For the 1-D kinds both
@@ -65,13 +138,21 @@ def mri_mask(
     acceleration = float(acceleration)
     if not math.isfinite(acceleration) or acceleration < 1.0:
         raise ValueError(f"mri_mask: acceleration must be >= 1, got {acceleration}")
+    if kind in _INTEGER_R and not acceleration.is_integer():
+        raise ValueError(
+            f"mri_mask: kind {kind!r} samples every R-th line and needs an integer acceleration, got "
+            f"{acceleration:g}; use {kind}_fraction for a non-integer R"
+        )
     if int(batch) < 1:
         raise ValueError(f"mri_mask: batch must be >= 1, got {batch}")
     batch = int(batch)
-    if generator is not None and seed is not None:
-        raise ValueError("mri_mask: give either generator or seed, not both")
+    if sum(v is not None for v in (generator, seed, rng)) > 1:
+        raise ValueError("mri_mask: give either generator or seed (or rng), not several")
+    if rng is not None and not isinstance(rng, np.random.RandomState):
+        raise TypeError(f"mri_mask: rng must be a numpy.random.RandomState, got {type(rng).__name__}")
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
+    draw: _Draw = _NumpyDraw(rng) if rng is not None else _TorchDraw(generator)
     if center_lines is not None:
         c_w = int(center_lines)
         c_h = c_w
@@ -87,64 +168,116 @@ def mri_mask(
             f"mri_mask: the centre ({c_h if kind == 'poisson' else ''}{'x' if kind == 'poisson' else ''}{c_w} "
             f"{'points' if kind == 'poisson' else 'lines'}) is larger than the image ({h}x{w})"
         )
-    gdev = generator.device if generator is not None else torch.device("cpu")
 
     if kind == "poisson":
-        mask, acs = _poisson(h, w, acceleration, c_h, c_w, batch, generator, gdev)
+        mask, acs = _poisson(h, w, acceleration, c_h, c_w, batch, draw)
         return mask.to(device), acs.to(device)
 
     target = w / acceleration
-    if c_w > target + 1e-9:
+    if kind == "magic_fraction":  # fastMRI clips the centre to [1, round(W/R)] lines
+        c_w = max(min(c_w, round(target)), 1)
+    elif c_w > target + 1e-9:
         raise ValueError(
             f"mri_mask: {c_w} centre lines already exceed the W/R = {w}/{acceleration:g} = {target:.1f} lines of "
             "the requested acceleration; lower center_fraction/center_lines or the acceleration"
         )
+    if offset is not None and int(offset) < 0:
+        raise ValueError(f"mri_mask: offset must be >= 0, got {offset}")
     pad = (w - c_w + 1) // 2  # fastMRI: centre block [pad, pad + c)
-    acs_lines = torch.zeros(batch, w, dtype=torch.bool, device=gdev)
-    acs_lines[:, pad : pad + c_w] = True
-    if kind == "random":
-        prob = (target - c_w) / (w - c_w) if w > c_w else 0.0
-        lines = torch.rand(batch, w, generator=generator, device=gdev) < prob
-    elif kind == "equispaced":
-        lines = _equispaced(w, acceleration, c_w, batch, generator, gdev)
-    else:
-        lines = _variable_density(w, target, c_w, acs_lines, density_power, batch, generator, gdev)
-    lines |= acs_lines
-    mask = lines[:, None, :].expand(batch, h, w).clone()
-    acs = acs_lines[:, None, :].expand(batch, h, w).clone()
+    centre = np.zeros(w, dtype=bool)
+    centre[pad : pad + c_w] = True
+    rows = []
+    for _ in range(batch):
+        if rng is not None:
+            rng.randint(1)  # fastMRI's choose_acceleration (one (cf, R) pair)
+        if kind == "random":
+            prob = (target - c_w) / (w - c_w) if w > c_w else 0.0
+            lines = draw.uniform(w) < prob
+        elif kind == "equispaced":
+            lines = _equispaced(w, int(acceleration), draw, offset)
+        elif kind == "equispaced_fraction":
+            lines = _equispaced_fraction(w, acceleration, c_w, draw, offset)
+        elif kind == "magic":
+            lines = _magic(w, int(acceleration), draw, offset)
+        elif kind == "magic_fraction":
+            n_target = round(target) - c_w
+            lines = _magic(w, round(w / n_target), draw, offset) if n_target > 0 else np.zeros(w, dtype=bool)
+        else:
+            lines = _variable_density(w, target, c_w, centre, density_power, draw)
+        rows.append(np.asarray(lines, dtype=bool) | centre)
+    lines_t = torch.from_numpy(np.stack(rows))
+    acs_t = torch.from_numpy(centre)[None].expand(batch, w)
+    mask = lines_t[:, None, :].expand(batch, h, w).clone()
+    acs = acs_t[:, None, :].expand(batch, h, w).clone()
     return mask.to(device), acs.to(device)
 
 
-def _equispaced(w: int, r: float, c: int, batch: int, generator, dev) -> Tensor:
-    lines = torch.zeros(batch, w, dtype=torch.bool, device=dev)
-    if c * r >= w or r == 1.0:  # the centre alone meets the target (or everything is sampled)
-        if r == 1.0:
-            lines[:] = True
-        return lines
-    spacing = r * (c - w) / (c * r - w)  # fastMRI EquispacedMaskFractionFunc
-    offsets = torch.randint(0, max(round(spacing), 1), (batch,), generator=generator, device=dev)
-    for i, off in enumerate(offsets.tolist()):
-        idx = np.round(np.arange(off, w - 1, spacing)).astype(np.int64)
-        lines[i, torch.as_tensor(idx, device=dev)] = True
+def apply_band(mask: Tensor | np.ndarray, band: tuple[int, int]) -> Tensor | np.ndarray:
+    """Zero the columns outside ``band = (lo, hi)`` (acquired columns ``[lo, hi)``) of a mask ``(..., W)``.
+
+    fastMRI's ``apply_mask(..., padding=(padding_left, padding_right))``: masks are drawn over the
+    full zero-padded width and the padding columns are then removed. Returns a new mask of the same type.
+    """
+    lo, hi = int(band[0]), int(band[1])
+    w = int(mask.shape[-1])
+    if not 0 <= lo < hi <= w:
+        raise ValueError(f"apply_band: band {band} is not a column range inside [0, {w}]")
+    out = mask.clone() if isinstance(mask, Tensor) else np.array(mask, copy=True)
+    out[..., :lo] = 0
+    out[..., hi:] = 0
+    return out
+
+
+def _equispaced(w: int, r: int, draw: _Draw, offset: int | None) -> np.ndarray:
+    """fastMRI ``EquiSpacedMaskFunc``: every ``r``-th column from ``offset`` (random in ``[0, r)``)."""
+    off = draw.randint(r) if offset is None else int(offset)
+    lines = np.zeros(w, dtype=bool)
+    lines[off::r] = True
     return lines
 
 
-def _variable_density(w: int, target: float, c: int, acs: Tensor, power: float, batch: int, generator, dev) -> Tensor:
+def _equispaced_fraction(w: int, r: float, c: int, draw: _Draw, offset: int | None) -> np.ndarray:
+    """fastMRI ``EquispacedMaskFractionFunc``: spacing ``r (c − w) / (c r − w)`` adjusted for the centre."""
+    lines = np.zeros(w, dtype=bool)
+    if r == 1.0:
+        lines[:] = True
+        return lines
+    if c * r >= w:  # the centre alone meets the target
+        return lines
+    spacing = r * (c - w) / (c * r - w)
+    off = draw.randint(round(spacing)) if offset is None else int(offset)
+    idx = np.around(np.arange(off, w - 1, spacing)).astype(np.int64)
+    lines[idx] = True
+    return lines
+
+
+def _magic(w: int, r: int, draw: _Draw, offset: int | None) -> np.ndarray:
+    """fastMRI ``MagicMaskFunc``: equispaced lines with offsets ``o+1``/``o+2`` (even ``o``) or ``o+2``/``o−1``
+    (odd ``o``) on the positive/negative half of (unshifted) k-space, then fft-shifted."""
+    off = draw.randint(r) if offset is None else int(offset)
+    pos_off, neg_off = (off + 1, off + 2) if off % 2 == 0 else (off + 2, off - 1)
+    n_pos = (w + 1) // 2
+    pos = np.zeros(n_pos, dtype=bool)
+    neg = np.zeros(w - n_pos, dtype=bool)
+    pos[pos_off::r] = True
+    neg[neg_off::r] = True
+    return np.fft.fftshift(np.concatenate([pos, neg[::-1]]))
+
+
+def _variable_density(w: int, target: float, c: int, acs: np.ndarray, power: float, draw: _Draw) -> np.ndarray:
     if power < 0:
         raise ValueError(f"mri_mask: density_power must be >= 0, got {power}")
     n_extra = round(target) - c
-    lines = torch.zeros(batch, w, dtype=torch.bool, device=dev)
+    lines = np.zeros(w, dtype=bool)
     if n_extra <= 0:
         return lines
-    d = (torch.arange(w, device=dev, dtype=torch.float64) - w // 2).abs() / (w / 2)
-    weights = (1.0 - d).clamp_min(1e-3) ** power
-    weights = weights.expand(batch, w) * (~acs)  # ACS lines are already in
-    pick = torch.multinomial(weights, n_extra, replacement=False, generator=generator)
-    lines.scatter_(1, pick, True)
+    d = np.abs(np.arange(w, dtype=np.float64) - w // 2) / (w / 2)
+    weights = np.clip(1.0 - d, 1e-3, None) ** power * (~acs)  # ACS lines are already in
+    lines[draw.choice(w, n_extra, weights)] = True
     return lines
 
 
-def _poisson(h: int, w: int, r: float, c_h: int, c_w: int, batch: int, generator, dev) -> tuple[Tensor, Tensor]:
+def _poisson(h: int, w: int, r: float, c_h: int, c_w: int, batch: int, draw: _Draw) -> tuple[Tensor, Tensor]:
     import sigpy.mri
     from tqdm.auto import tqdm
 
@@ -155,7 +288,7 @@ def _poisson(h: int, w: int, r: float, c_h: int, c_w: int, batch: int, generator
             f"mri_mask: the {c_h}x{c_w} calibration square already exceeds H·W/R = {h * w / r:.0f} points; "
             "lower center_fraction/center_lines or the acceleration"
         )
-    seeds = torch.randint(0, 2**31 - 1, (batch,), generator=generator, device=dev).tolist()
+    seeds = [draw.randint(2**31 - 1) for _ in range(batch)]
     masks = []
     for s in tqdm(seeds, desc="poisson masks", disable=batch < 8, leave=False):
         if r == 1.0:
