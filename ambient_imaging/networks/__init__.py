@@ -10,7 +10,7 @@ for networks that see a mask). :class:`EDMPrecond` implements it around any
 :class:`Backbone`, e.g. the DDPM++ :class:`UNet`.
 """
 
-from .precond import Backbone, EDMPrecond, edm_coefficients
+from .precond import Backbone, EDMPrecond, backbone_classes, edm_coefficients, register_backbone
 from .unet import UNet
 
-__all__ = ["Backbone", "EDMPrecond", "UNet", "edm_coefficients"]
+__all__ = ["Backbone", "EDMPrecond", "UNet", "backbone_classes", "edm_coefficients", "register_backbone"]

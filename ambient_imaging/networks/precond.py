@@ -29,7 +29,6 @@ noise convention for complex images is therefore "σ per real channel":
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,7 +38,7 @@ from torch import Tensor, nn
 
 from ambient_imaging.operators.mri import fft2c, ifft2c  # the MRI operators' FFT convention
 
-__all__ = ["Backbone", "EDMPrecond", "edm_coefficients"]
+__all__ = ["Backbone", "EDMPrecond", "edm_coefficients", "backbone_classes", "register_backbone"]
 
 
 @runtime_checkable
@@ -91,19 +90,53 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import_class(path: str) -> type:
-    if not isinstance(path, str) or ":" not in path:
-        raise ValueError(f"EDMPrecond.from_config: backbone class must be 'module:Name', got {path!r}")
-    mod, _, name = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(mod)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"EDMPrecond.from_config: cannot import backbone class {path!r}: {err}") from err
-    if not isinstance(obj, type) or not hasattr(obj, "from_config"):
-        raise TypeError(f"EDMPrecond.from_config: {path!r} is not a backbone class with from_config()")
-    return obj
+#: backbones registered with :func:`register_backbone` (besides our own, see :func:`backbone_classes`)
+_REGISTERED: dict[str, type] = {}
+
+
+def backbone_classes() -> dict[str, type]:
+    """The allow-list used by :meth:`EDMPrecond.from_config`: recorded name → class.
+
+    Our own backbones under their recorded ``"module:Name"`` path and their short name, plus
+    classes registered in this process with :func:`register_backbone`. A configuration (e.g. a
+    checkpoint's ``state.json``) can only *name* one of these; nothing is ever imported from it.
+    """
+    from .unet import UNet
+
+    ours: dict[str, type] = {}
+    for cls in (UNet,):
+        ours[f"{cls.__module__}:{cls.__qualname__}"] = cls
+        ours[cls.__qualname__] = cls
+    return {**ours, **_REGISTERED}
+
+
+def register_backbone(cls: type, name: str | None = None) -> type:
+    """Allow :meth:`EDMPrecond.from_config` to rebuild networks around your own backbone class.
+
+    ``cls`` needs ``config()`` and a classmethod ``from_config(dict)`` (see :class:`Backbone`);
+    it is registered under its ``"module:Name"`` path (what :meth:`EDMPrecond.config` records)
+    and under ``name`` if given. Usable as a class decorator. Only code you run registers
+    classes: a checkpoint cannot.
+    """
+    if not isinstance(cls, type) or not callable(getattr(cls, "from_config", None)):
+        raise TypeError(f"register_backbone: {cls!r} is not a class with a from_config() classmethod")
+    _REGISTERED[f"{cls.__module__}:{cls.__qualname__}"] = cls
+    if name:
+        _REGISTERED[str(name)] = cls
+    return cls
+
+
+def _resolve_backbone(name: Any) -> type:
+    """The allow-listed class recorded as ``name`` (never an import)."""
+    allowed = backbone_classes()
+    if not isinstance(name, str) or name not in allowed:
+        known = ", ".join(sorted(k for k in allowed if ":" in k))
+        raise ValueError(
+            f"EDMPrecond.from_config: backbone class {name!r} is not a known backbone (known: {known}); "
+            "for your own backbone call ambient_imaging.networks.register_backbone(cls) first, or pass "
+            "backbone_cls="
+        )
+    return allowed[name]
 
 
 class EDMPrecond(nn.Module):
@@ -206,16 +239,23 @@ class EDMPrecond(nn.Module):
     def from_config(cls, cfg: dict[str, Any], backbone_cls: type | None = None) -> EDMPrecond:
         """Rebuild from :meth:`config` (fresh weights; load a state dict afterwards).
 
-        The backbone class is imported from its recorded ``"module:Name"`` path
-        unless ``backbone_cls`` is given.
+        The backbone class is looked up by its recorded ``"module:Name"`` in the allow-list
+        :func:`backbone_classes` (our own backbones and those registered with
+        :func:`register_backbone`) unless ``backbone_cls`` is given; nothing named in ``cfg``
+        is ever imported, so a configuration read from a checkpoint cannot run code.
         """
         cfg = dict(cfg)
         if "pixel_mask" in cfg:  # checkpoints of 2026-11-29 development builds
             cfg.setdefault("mask_domain", "pixel" if cfg.pop("pixel_mask") else "none")
         try:
             bb = cfg.pop("backbone")
-            klass = backbone_cls if backbone_cls is not None else _import_class(bb["class"])
-            backbone = klass.from_config(dict(bb["config"]))
+            if not isinstance(bb, dict):
+                raise TypeError(f"expected a table with 'class' and 'config', got {type(bb).__name__}")
+            klass = backbone_cls if backbone_cls is not None else _resolve_backbone(bb["class"])
+            bb_cfg = bb["config"]
+            if not isinstance(bb_cfg, dict):
+                raise TypeError(f"'config' must be a table, got {type(bb_cfg).__name__}")
+            backbone = klass.from_config(dict(bb_cfg))
         except (KeyError, TypeError) as err:
             raise ValueError(f"EDMPrecond.from_config: malformed 'backbone' entry: {err}") from err
         return cls(backbone, **cfg)

@@ -43,6 +43,8 @@ __all__ = [
     "load_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
+    "remove_orphans",
+    "non_finite_tensors",
     "optimizer_to_flat",
     "optimizer_from_flat",
     "capture_rng",
@@ -194,25 +196,82 @@ def save_checkpoint(
     return final
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symlinks resolved) lies inside ``root`` (symlinks resolved)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Complete checkpoints of a run, oldest first (folders linking outside ``checkpoints/`` are ignored)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found) if (p / "state.json").is_file() and (p / "ema.safetensors").is_file()]
+    return [
+        p
+        for _, p in sorted(found)
+        if _inside(p, root) and (p / "state.json").is_file() and (p / "ema.safetensors").is_file()
+    ]
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint named by ``latest`` (or the newest complete one); ``None`` if there is none."""
+    """The checkpoint named by ``latest`` (or the newest complete one); ``None`` if there is none.
+
+    ``latest`` must hold the bare name of a checkpoint folder of this run (``step-XXXXXXXX``):
+    a pointer to anything else (``../other-run/...``, an absolute path, a folder that is a
+    symlink leading out of ``checkpoints/``) raises :class:`CheckpointError`.
+    """
     root = Path(run_dir) / "checkpoints"
     pointer = root / "latest"
     if pointer.is_file():
-        cand = root / pointer.read_text().strip()
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{pointer}: unreadable checkpoint pointer ({err})") from err
+        if not _NAME.match(name):
+            raise CheckpointError(
+                f"{pointer}: names {name[:200]!r}, which is not a checkpoint folder of this run (expected "
+                "'step-NNNNNNNN'); refusing to follow it. Delete the file to use the newest checkpoint."
+            )
+        cand = root / name
+        if cand.exists() and not _inside(cand, root):
+            raise CheckpointError(
+                f"{cand}: links outside {root} (to {cand.resolve()}); refusing to load a checkpoint of another run"
+            )
         if (cand / "state.json").is_file():
             return cand
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+#: temporaries of :func:`save_checkpoint` (``.step-N.XXXX``, ``.old-step-N``) left by a killed process
+_ORPHAN = re.compile(r"^\.(old-)?step-\d+(\..*)?$")
+
+
+def remove_orphans(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete what killed writes left in a run folder; returns the removed paths.
+
+    Removes half-written checkpoint folders (``checkpoints/.step-*``, ``checkpoints/.old-step-*``)
+    and atomic-write temporaries (:func:`ambient_imaging.io.remove_stale_temporaries`) in the run
+    folder and in ``checkpoints/``. Call it only while holding the run's lock
+    (:class:`ambient_imaging.locks.RunLock`): a live writer's temporaries would go too.
+    """
+    from ambient_imaging.io import remove_stale_temporaries
+
+    run = Path(run_dir)
+    root = run / "checkpoints"
+    gone: list[Path] = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if _ORPHAN.match(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p)
+        gone += remove_stale_temporaries(root)
+    gone += remove_stale_temporaries(run)
+    return gone
 
 
 def load_checkpoint(path: str | os.PathLike, weights_only: bool = False) -> Checkpoint:
@@ -237,4 +296,22 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = False) -> Chec
         if isinstance(err, CheckpointError):
             raise
         raise CheckpointError(f"{path}: corrupt checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{path / 'state.json'}: not a checkpoint state (no integer 'step')")
+    for part, weights in (("ema", ema), ("net", net)):
+        bad = non_finite_tensors(weights)
+        if bad:
+            raise CheckpointError(
+                f"{path}: the {part} weights contain NaN or Inf values ({len(bad)} tensor(s), e.g. {bad[0]!r}); "
+                "this checkpoint is unusable. Load an earlier one (a step-* folder next to it) or retrain."
+            )
     return Checkpoint(path=path, net=net, ema=ema, tensors=tensors, state=state)
+
+
+def non_finite_tensors(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point / complex tensors holding a NaN or an Inf."""
+    return [
+        k
+        for k, t in tensors.items()
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())
+    ]

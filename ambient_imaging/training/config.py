@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+
+from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
 __all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "write_toml", "atomic_write_text"]
 
@@ -292,20 +293,3 @@ def write_toml(d: dict[str, Any], _prefix: str = "") -> str:
             name = f"{_prefix}{_toml_key(k)}"
             lines += ["", f"[{name}]", write_toml(v, name + ".").rstrip("\n")]
     return "\n".join(line for line in lines) + "\n"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
