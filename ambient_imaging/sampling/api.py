@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ambient_imaging.operators import ComposedOperator, GaussianNoise, LinearOperator, PixelMask
 from ambient_imaging.operators.base import ScaledOperator, expand_sigma
+from ambient_imaging.problems import Normalisation
 
 from .baselines import RMLTV, SENSE, L1Wavelet, ZeroFilled
 from .denoiser import Reconstruction
@@ -33,8 +34,8 @@ __all__ = [
     "data_fidelity",
     "operator_family",
     "check_prior",
-    "Normalisation",
     "normalisation",
+    "prior_normalisation",
     "BASELINES",
     "robust_scale",
     "check_measurements",
@@ -101,81 +102,28 @@ def check_prior(prior: Any, y: Tensor, op: LinearOperator) -> None:
 
 
 # --------------------------------------------------------------------------- units
-def _with_noise_factor(op: LinearOperator, factor: Tensor | float) -> LinearOperator:
-    """Copy of ``op`` whose noise std is multiplied by ``factor`` (a float or per-sample ``(B,)``)."""
-    if isinstance(op, ComposedOperator):  # the noise is the outer operator's
-        return ComposedOperator(_with_noise_factor(op.outer, factor), op.inner)
-    if isinstance(op, ScaledOperator):
-        return ScaledOperator(_with_noise_factor(op.op, factor), op.scale)
-    sig = op.noise_sigma
-    if isinstance(factor, Tensor):
-        f = factor.to(dtype=torch.float64)
-        if isinstance(sig, Tensor) and sig.ndim >= 1:
-            f = f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1)))
-            return op._replace(noise_sigma=sig * f)
-        return op._replace(noise_sigma=(float(sig) if not isinstance(sig, Tensor) else sig) * f.to(op.device or "cpu"))
-    return op._replace(noise_sigma=sig * factor)
-
-
-@dataclasses.dataclass
-class Normalisation:
-    """Measurements in the prior's units: ``x_prior = (x_file − offset) / scale`` per sample."""
-
-    scale: Tensor  # (B,)
-    offset: float = 0.0
-
-    def to_prior(self, y: Tensor, op: LinearOperator) -> tuple[Tensor, LinearOperator]:
-        s = self.scale.to(device=y.device)
-        yb = y - self.offset * op.forward(torch.ones_like(op.adjoint(y))) if self.offset else y
-        yp = yb / s.reshape(-1, *([1] * (y.ndim - 1))).to(yb.real.dtype)
-        return op.restrict(yp), _with_noise_factor(op, 1.0 / self.scale)
-
-    def to_file(self, rec: Reconstruction) -> Reconstruction:
-        out = rec.scaled(self.scale)
-        if self.offset:
-            out.samples = out.samples + self.offset
-        return out
+def prior_normalisation(prior: Any) -> Normalisation:
+    """The normalisation a prior was trained with: its structured record, or its legacy sentence."""
+    norm = getattr(prior, "normalisation", None)
+    if isinstance(norm, Normalisation):
+        return norm
+    return Normalisation.from_rule(str(getattr(prior, "scale_rule", "none")))
 
 
 def normalisation(prior: Any, y: Tensor, op: LinearOperator, scale: Tensor | None = None) -> Normalisation:
-    """The normalisation the prior was trained with, read from ``prior.scale_rule``.
+    """The prior's :class:`~ambient_imaging.problems.Normalisation`, resolved for measurements ``y``.
 
-    * a rule mapping images to ``[-1, 1]`` (image priors on ``[0, 1]`` data):
-      ``x_prior = 2 x − 1``;
-    * a rule naming ``measurement_scale`` (MRI): ``x_prior = x / s`` with ``s`` from
-      :func:`robust_scale` (``datasets.normalize.measurement_scale``);
-    * a rule scaling to the ``peak`` (sky images): ``s`` = the peak of the dirty image
-      (unit-peak beam, ``op.measurements_to_image``);
-    * anything else: the identity. An explicit ``scale`` ``(B,)`` overrides the rule.
+    An explicit ``scale`` ``(B,)`` overrides the rule (``x_prior = x / scale``).
     """
-    b = y.shape[0]
     if scale is not None:
-        return Normalisation(torch.as_tensor(scale, dtype=torch.float64).reshape(-1).expand(b).clone())
-    rule = str(getattr(prior, "scale_rule", "none")).replace(" ", "")
-    if "[-1,1]" in rule:
-        return Normalisation(torch.full((b,), 0.5, dtype=torch.float64), offset=0.5)
-    if "measurement_scale" in rule:
-        return Normalisation(robust_scale(y, op))
-    if "peak" in rule:
-        with torch.no_grad():
-            peak = op.measurements_to_image(y).abs().reshape(b, -1).amax(1).to("cpu", torch.float64)
-        return Normalisation(torch.where(peak > 0, peak, torch.ones_like(peak)))
-    return Normalisation(torch.ones(b, dtype=torch.float64))
+        s = torch.as_tensor(scale, dtype=torch.float64).reshape(-1).expand(y.shape[0]).clone()
+        return Normalisation("measurement", s)
+    return prior_normalisation(prior).resolve(y, op)
 
 
 def robust_scale(y: Tensor, op: LinearOperator) -> Tensor:
-    """Per-measurement scale ``(B,)`` making images O(1): ``datasets.normalize.measurement_scale``
-    when available, else the 99th percentile of ``|A^H y|`` (the zero-filled / dirty image)."""
-    try:
-        from ambient_imaging.datasets.normalize import measurement_scale
-    except ImportError:
-        with torch.no_grad():
-            img = op.measurements_to_image(y).abs().reshape(y.shape[0], -1).to(torch.float64)
-        s = torch.quantile(img, 0.99, dim=1)
-    else:
-        s = torch.as_tensor(measurement_scale(y, op)).detach().reshape(-1).to(torch.float64)
-    s = s.cpu()
-    return torch.where(s > 0, s, torch.ones_like(s))
+    """Per-measurement scale ``(B,)`` making images O(1) (:func:`~ambient_imaging.problems.measurement_scale`)."""
+    return Normalisation("measurement").resolve(y, op).scale
 
 
 def check_measurements(y: Tensor, op: LinearOperator) -> None:
@@ -263,9 +211,9 @@ def reconstruct(
         method = MMPS() if prior is not None else ZeroFilled()
     check_measurements(y, op)
     if isinstance(method, L1Wavelet):  # λ is relative to O(1) images: work in normalised units
-        s = robust_scale(y, op)
-        y_n, op_n = Normalisation(s).to_prior(y, op)
-        rec = Normalisation(s).to_file(method(y_n, op_n))
+        norm = Normalisation("measurement").resolve(y, op)
+        y_n, op_n = norm.to_prior(y, op)
+        rec = norm.to_file(method(y_n, op_n))
     elif isinstance(method, BASELINES):
         rec = method(y, op)
     else:
@@ -320,7 +268,8 @@ def sample(
     kwargs: dict[str, Any] = {"dtype": dtype, "device": dev, "generator": generator}
     kwargs["mask_channels"] = int(prior.mask_channels)
     rec = sampler.sample(prior.denoiser, (n, c, h, w), **kwargs)
-    if "[-1,1]" in str(getattr(prior, "scale_rule", "")).replace(" ", ""):
-        rec.samples = (rec.samples + 1) / 2
+    norm = prior_normalisation(prior)
+    if norm.kind in ("identity", "affine"):  # image priors: samples in the data's units
+        rec = norm.resolve(rec.samples[:, 0], None).to_file(rec)
     rec.info["seconds"] = time.perf_counter() - t0
     return rec

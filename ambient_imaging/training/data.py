@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ambient_imaging.problems import MaskSpec, Normalisation
+
 from .config import TrainConfig
 
 __all__ = ["ResumableBatchSampler", "TrainingData", "build_training_data", "seed_worker", "MeasurementsOnly"]
@@ -120,7 +122,9 @@ class TrainingData:
         family: operator family. image_shape: ``(C, H, W)``. is_complex: complex images.
         mask_channels: number of mask channels the network gets (0: none).
         noise_sigma: measurement noise std at the training scale.
-        scale_rule: how measurements were normalised (stored with the prior).
+        scale_rule: how measurements were normalised, in words (``normalisation.describe()``).
+        normalisation: the structured rule, stored with the prior (default: read from ``scale_rule``).
+        mask_spec: the sampling protocol of retrospectively undersampled MRI data (stored with the prior).
         notes: human-readable remarks (printed by the CLI).
     """
 
@@ -132,6 +136,12 @@ class TrainingData:
     noise_sigma: float
     scale_rule: str
     notes: list[str] = field(default_factory=list)
+    normalisation: Normalisation | None = None
+    mask_spec: MaskSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalisation is None:
+            self.normalisation = Normalisation.from_rule(self.scale_rule)
 
 
 def build_training_data(cfg: TrainConfig) -> TrainingData:
@@ -257,18 +267,15 @@ class _Observation:
         return op.to_gridded(include_conjugate=True)
 
 
-def _to_unit_range(x: torch.Tensor) -> tuple[torch.Tensor, str]:
+def _to_unit_range(x: torch.Tensor) -> tuple[torch.Tensor, Normalisation]:
     """Images to ``[-1, 1]`` (EDM convention), and the rule used (stored as ``Prior.scale_rule``).
 
     ``[0, 1]`` data: ``2x - 1`` (the rule samplers invert). Other data: the training
     set's range is mapped affinely to -1..1 and the rule records the numbers.
     """
     lo, hi = float(x.min()), float(x.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return 2.0 * x - 1.0, "images mapped from [0, 1] to [-1, 1] (x' = 2x - 1) before corruption"
-    half = max(hi - lo, 1e-12) / 2.0
-    mid = (hi + lo) / 2.0
-    return (x - mid) / half, f"affine x' = (x - {mid:.6g}) / {half:.6g} (training-set range to -1..1) before corruption"
+    norm = Normalisation.unit_range() if lo >= 0.0 and hi <= 1.0 else Normalisation.from_range(lo, hi)
+    return norm.resolve(x, None).image_to_prior(x), norm
 
 
 def _fits_stack(folder: Path) -> torch.Tensor:
@@ -325,9 +332,9 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
         ds = CorruptedImages(x, corruption=corruption, noise_sigma=sigma_n, seed=cfg.seed, value_range=(-1.0, 1.0))
         if cfg.loss == "oracle":  # the oracle baseline needs the clean image as "reference"
             ds = ds.evaluation_view()
-        rule = "images mapped from [0, 1] to [-1, 1] (x' = 2x - 1) before corruption"
+        norm = Normalisation.unit_range()
     else:  # e.g. FITS or .npy data in physical units: affine map of the set's range to -1..1
-        x, rule = _to_unit_range(x)
+        x, norm = _to_unit_range(x)
         make_operator = _DustMask((h, w), corruption, sigma_n) if cfg.operator == "mask" else _Noise(sigma_n)
         ds = SimulatedMeasurements(x, make_operator, seed=cfg.seed)
     return TrainingData(
@@ -337,8 +344,9 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
         is_complex=False,
         mask_channels=1 if cfg.operator == "mask" else 0,
         noise_sigma=sigma_n,
-        scale_rule=rule,
+        scale_rule=norm.describe(),
         notes=[f"{len(ds)} images from {what}, {h}x{w}, {desc}"],
+        normalisation=norm,
     )
 
 
@@ -349,11 +357,8 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     ``y`` (Nc, H, W) divided by its measurement scale, the ``MultiCoilMRI``
     operator (ESPIRiT maps, the file's or a retrospective line mask), one
     complex image channel and one mask channel (the k-space mask).
-    ``acceleration``, ``center_fraction``, ``mask_kind``, ``image_size`` and ``seed``
-    are passed on where the reader accepts them.
+    Fully sampled files are undersampled by ``MaskSpec(mask_kind, acceleration, center_fraction, seed)``.
     """
-    import inspect
-
     from ambient_imaging.datasets import FastMRISlices
 
     path = Path(cfg.data)
@@ -362,15 +367,10 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
     if not files:
         raise ValueError(f"{path}: no .h5 files here (expected fastMRI-layout HDF5 files)")
-    wanted = {
-        "acceleration": cfg.acceleration,
-        "center_fraction": cfg.center_fraction,
-        "mask_kind": cfg.mask_kind,
-        "mask_seed": cfg.seed,
-        "crop": None if cfg.image_size is None else (cfg.image_size, cfg.image_size),
-    }
-    params = inspect.signature(FastMRISlices).parameters
-    ds = FastMRISlices(files, **{k: v for k, v in wanted.items() if k in params and v is not None})
+    # fully sampled files are undersampled by the one mask rule reconstruction uses (files that are
+    # undersampled already keep their own masks)
+    spec = MaskSpec(cfg.mask_kind, float(cfg.acceleration), center_fraction=cfg.center_fraction, seed=cfg.seed)
+    ds = FastMRISlices(files, mask_spec=spec)
     if len(ds) == 0:
         raise ValueError(f"{path}: the fastMRI files hold no slices")
     item = ds[0]
@@ -379,9 +379,6 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     mc = op.mask_channels()
     sigma = op.noise_sigma
     sigma_n = float(sigma) if not isinstance(sigma, torch.Tensor) or sigma.numel() == 1 else 0.0
-    rule = getattr(ds, "scale_rule", None) or (
-        "k-space divided by measurement_scale: the 99th percentile of |A^H y| restricted to the ACS lines"
-    )
     return TrainingData(
         dataset=ds,
         family="mri",
@@ -389,8 +386,10 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
         is_complex=True,
         mask_channels=0 if mc is None else int(mc.shape[1]),
         noise_sigma=sigma_n,
-        scale_rule=str(rule),
+        scale_rule=ds.normalisation.describe(),
         notes=[f"{len(ds)} slices from {len(files)} fastMRI file(s) in {path}, {item['y'].shape[0]} coils, {h}x{w}"],
+        normalisation=ds.normalisation,
+        mask_spec=spec if item["meta"].get("retrospective") else None,
     )
 
 
