@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -29,14 +34,23 @@ def test_train_faces_mask(tmp_path, capsys):
     cfg = TrainConfig.load(out / "config.toml")
     assert cfg.steps == 3 and cfg.batch_size == 4 and cfg.loss == "ambient" and cfg.network == "tiny"
 
-    # a fresh run into a non-empty run directory is refused
-    rc = main(["train", "--data", "faces", "--operator", "mask", "--steps", "3", "--out", str(out), *FAST])
-    assert rc == 1 and "--resume" in capsys.readouterr().err
+    # the same command again resumes the run (nothing to do: it is finished)
+    rc = main(["train", "--data", "faces", "--operator", "mask", "--corruption", "0.5", "--steps", "3",
+               "--out", str(out), *FAST])
+    assert rc == 0 and "resuming the run" in capsys.readouterr().err and load_prior(out).step == 3
+    # a run of other settings is refused, with the exact commands to continue or replace it
+    rc = main(["train", "--data", "faces", "--operator", "mask", "--steps", "3", "--lr", "0.01", "--out", str(out),
+               *FAST])
+    err = capsys.readouterr().err
+    assert rc == 1 and "other settings (lr: 0.0002 in the run, 0.01 now)" in err
+    cmd = f"ambient-imaging train --data faces --operator mask --out {out} --steps 3 --batch-size 4 --network tiny"
+    assert f"continue that run with its own settings: {cmd}" in err and "--lr 0.01 --no-progress --resume" in err
+    assert f"To replace it: {cmd}" in err and "--lr 0.01 --no-progress --overwrite" in err
     # --resume continues (the config comes from the run; --steps extends it)
     assert main(["train", "--out", str(out), "--resume", "--steps", "5", "--no-progress"]) == 0
     assert load_prior(out).step == 5
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "step,images,loss,lr,grad_norm,images_per_s,seconds"
+    assert rows[0].startswith("step,images,loss,lr,grad_norm,images_per_s,seconds")
     assert [int(r.split(",")[0]) for r in rows[1:]] == [3, 5]  # log_every=10: a row at each stop
     # changing the operator on resume is refused; --overwrite starts afresh
     rc = main(["train", "--out", str(out), "--resume", "--operator", "noise", "--no-progress"])
@@ -98,7 +112,14 @@ def test_interferometry_from_npy_yaml_config(tmp_path, capsys):
     [
         (["--delta", "1.5"], "delta"),
         (["--delta", "0"], "delta"),
-        (["--noise-sigma", "-1"], "noise_sigma"),
+        (["--noise-sigma", "-1"], "--noise-sigma -1.0: must be a finite number >= 0"),
+        (["--lr", "nan"], "--lr nan: must be a finite number > 0"),
+        (["--ema-halflife-images", "inf"], "--ema-halflife-images inf"),
+        (["--minutes", "nan"], "--minutes nan"),
+        (["--seed", "-3"], "--seed -3"),
+        (["--checkpoint-every", "0"], "--checkpoint-every 0"),
+        (["--device", "bogus"], "--device bogus: not a device"),
+        (["--device", "cuda:99"], "--device cuda:99"),
         (["--steps", "0"], "steps"),
         (["--batch-size", "6", "--accumulate", "4"], "divisible"),
         (["--corruption", "1.0"], "corruption"),
@@ -263,3 +284,127 @@ def test_train_mri_wiring_with_stand_in_reader(tmp_path, capsys, monkeypatch):
     rc = main(["train", "--data", str(tmp_path / "nothing"), "--operator", "mri", "--out", str(tmp_path / "x"),
                *FAST])
     assert rc == 1 and "not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- nothing lost (issue 13)
+FACES = ["train", "--data", "faces", "--operator", "mask", "--steps", "2", *FAST]
+
+
+def _checkpoints(run) -> list[str]:
+    return sorted(p.name for p in (run / "checkpoints").iterdir())
+
+
+def test_overwrite_checks_every_input_before_deleting(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*FACES, "--out", str(out)]) == 0
+    before = _checkpoints(out)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 3, 4, 5, 6), dtype=np.float32))  # not an image stack
+    for data, message in ((str(tmp_path / "typo"), "not found"), (str(bad), "expected an image stack")):
+        rc = main(["train", "--data", data, "--operator", "mask", "--steps", "2", "--out", str(out), "--overwrite",
+                   *FAST])
+        err = capsys.readouterr().err
+        assert rc == 1 and message in err, err
+        assert _checkpoints(out) == before and load_prior(out).step == 2  # the old run is intact
+    # a folder that holds something else is never emptied
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert main([*FACES, "--out", str(other), "--overwrite"]) == 1
+    assert "holds no training run" in capsys.readouterr().err and (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("case", ["file", "under-file", "inside-data", "is-data", "unwritable"])
+def test_bad_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, case):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    from skimage.io import imsave
+
+    for i in range(2):
+        imsave(imgs / f"{i}.png", np.full((8, 8), 40 * i, dtype=np.uint8))
+    note = tmp_path / "notes.txt"
+    note.write_text("x")
+    out, message = {
+        "file": (note, "is an existing file"),
+        "under-file": (note / "run", "is a file, so no folder can be created"),
+        "inside-data": (imgs / "run", "lies inside the input"),
+        "is-data": (imgs, "is the input"),
+        "unwritable": (tmp_path / "ro" / "run", "not writable"),
+    }[case]
+    if case == "unwritable":
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(tmp_path)) else real(p, mode))
+    rc = main(["train", "--data", str(imgs), "--operator", "mask", "--steps", "1", "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and "Traceback" not in err, err
+    assert note.read_text() == "x" and sorted(p.name for p in imgs.iterdir()) == ["0.png", "1.png"]
+
+
+def _spawn_train(out, steps: int = 100000) -> subprocess.Popen:
+    args = [sys.executable, "-m", "ambient_imaging", *FACES[:-len(FAST)], "--out", str(out), *FAST]
+    args[args.index("--steps") + 1] = str(steps)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen(args + ["--checkpoint-every", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(out, proc, step: int = 1, timeout: float = 120.0) -> None:
+    from ambient_imaging.training import latest_checkpoint
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        ck = latest_checkpoint(out) if (out / "checkpoints").is_dir() else None
+        if ck is not None and int(ck.name.split("-")[1]) >= step:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the training subprocess never wrote a checkpoint")
+
+
+def test_second_writer_is_refused_and_killed_run_resumes_with_the_same_command(tmp_path, capsys):
+    """Two ``train`` processes into one --out: the second gets 'in use by PID …'; after kill -9 the same
+    command resumes (stale lock taken over, half-written checkpoint folders removed)."""
+    out = tmp_path / "run"
+    proc = _spawn_train(out)
+    try:
+        _wait_for_checkpoint(out, proc, step=2)
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            rc = main([*FACES, "--out", str(out), *extra])
+            err = capsys.readouterr().err
+            assert rc == 1 and f"run folder {out} is in use by PID {proc.pid} on " in err, err
+        assert proc.poll() is None  # the first writer was not disturbed
+    finally:
+        proc.kill()
+        proc.wait()
+    step = load_prior(out).step
+    assert step >= 2
+    orphan = out / "checkpoints" / ".step-99999999.abc123"
+    orphan.mkdir()
+    (orphan / "net.safetensors").write_bytes(b"half")
+    with pytest.warns(RuntimeWarning, match=f"stale lock of PID {proc.pid}"):
+        rc = main([*FACES, "--out", str(out), "--steps", str(step + 2), "--checkpoint-every", "1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"resuming the run in {out} from step {step}" in err
+    assert load_prior(out).step == step + 2 and not orphan.exists()
+    assert not (out / ".ambient-imaging.lock").exists()
+
+
+def test_interrupted_run_message_and_same_command_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C: the CLI says 're-run the same command'; the same command then continues."""
+    from ambient_imaging.training import trainer as trainer_mod
+
+    out = tmp_path / "run"
+    real_fit = trainer_mod.Trainer._fit
+
+    def interrupted(self, resume):
+        real_fit(self, resume)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_fit", interrupted)
+    assert main([*FACES, "--out", str(out)]) == 130
+    assert "re-run the same command" in capsys.readouterr().err
+    monkeypatch.setattr(trainer_mod.Trainer, "_fit", real_fit)
+    assert main([*FACES, "--out", str(out), "--steps", "4"]) == 0
+    assert "from step 2" in capsys.readouterr().err and load_prior(out).step == 4

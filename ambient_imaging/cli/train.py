@@ -6,16 +6,20 @@ Examples::
     ambient-imaging train --data /data/fastmri/brain --operator mri --out runs/brain --minutes 600
     torchrun --nproc-per-node 4 -m ambient_imaging train --data ... --operator mri --out runs/brain
     ambient-imaging train --out runs/brain --resume            # continue where it stopped
+
+Re-running an interrupted command continues its run (same settings: automatic resume); see
+:mod:`ambient_imaging.training.rundir` for the rule.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import glob
+import math
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "config_from_args"]
+__all__ = ["add_parser", "config_from_args", "check_numeric_flags"]
 
 # CLI flag -> TrainConfig field (flags not listed map to their own name with - -> _)
 _FLAGS = (
@@ -45,6 +49,36 @@ _FLAGS = (
 )
 
 
+#: numeric flags and their valid range: name -> (lower bound, bound excluded?)
+_RANGES: dict[str, tuple[float, bool]] = {
+    "steps": (0, True), "minutes": (0, True), "batch_size": (0, True), "accumulate": (0, True),
+    "corruption": (0, False), "noise_sigma": (0, False), "delta": (0, True), "seed": (0, False), "lr": (0, True),
+    "warmup_steps": (0, False), "ema_halflife_images": (0, True), "checkpoint_every": (0, True),
+    "log_every": (0, True), "num_workers": (0, False), "acceleration": (0, True), "image_size": (0, True),
+}
+
+
+def check_numeric_flags(args: argparse.Namespace) -> None:
+    """One clear ``ValueError`` for a NaN, infinite or out-of-range numeric flag (before any work)."""
+    for name, (low, strict) in _RANGES.items():
+        v = getattr(args, name, None)
+        if v is None:
+            continue
+        if not math.isfinite(v) or (v <= low if strict else v < low):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {v}: must be a finite number {'>' if strict else '>='} {low:g}")
+
+
+_RESUME_HELP = (
+    "Run folders: an empty or new --out starts a run. Re-running the same command after an interruption "
+    "(Ctrl-C, SIGTERM, kill -9) resumes the run automatically when the folder holds a run of the same settings "
+    "(--steps, --minutes, --device, --num-workers and logging flags may differ). A run of other settings is "
+    "refused with the exact --resume / --overwrite commands. --resume continues a run with its own settings; "
+    "--overwrite replaces it after every input was checked. A run folder is locked while it trains: a second "
+    "process is refused ('in use by PID N on HOST')."
+)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train``."""
     from ambient_imaging.training.config import FAMILIES, LOSSES, NETWORKS
@@ -54,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train a diffusion prior from corrupted measurements",
         description=(
             "Train a diffusion prior from corrupted measurements only. Settings come from the defaults, "
-            "then --config FILE (TOML/YAML), then these flags. Multi-GPU: launch with torchrun."
+            "then --config FILE (TOML/YAML), then these flags. Multi-GPU: launch with torchrun. " + _RESUME_HELP
         ),
     )
     p.add_argument("--data", help="training data: a fastMRI folder, FITS folder, .npy stack, image folder, or 'faces'")
@@ -88,8 +122,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(FastMRISlices reads already-undersampled files)",
     )
     p.add_argument("--image-size", type=int, help="resize/crop images to this size (where supported)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out and start afresh")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, "
+                   "with the run's own settings (a run of the same settings resumes without it)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (its checkpoints, "
+                   "config.toml, metrics.csv; nothing else) once every input was checked")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -98,6 +134,7 @@ def config_from_args(args: argparse.Namespace):
     """Defaults < ``--config`` file < the run's own config.toml (on ``--resume``) < flags."""
     from ambient_imaging.training.config import TrainConfig
 
+    check_numeric_flags(args)
     file_cfg = TrainConfig.load(Path(args.config)) if args.config else None
     out_arg = args.out or (file_cfg.out if file_cfg is not None else "")
     if not out_arg:
@@ -148,47 +185,75 @@ def _raw_keys(path) -> list[str]:
     return list(d)
 
 
-def _prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if not out.exists() or not any(out.iterdir()):
-        return
-    is_run = (out / "config.toml").is_file() or (out / "checkpoints").is_dir()
-    if resume and is_run:
-        return
-    if overwrite:
-        if not is_run:
-            raise ValueError(f"--out {out} is not empty and is not a training run; refusing to delete it")
-        for name in ("checkpoints", "config.toml", "metrics.csv"):
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-        return
-    raise ValueError(
-        f"run directory {out} is not empty; use --resume to continue that run, --overwrite to replace it, "
-        "or choose another --out"
-    )
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """This command's arguments (after ``ambient-imaging``), rebuilt from the parsed flags."""
+    line = ["train"]
+    if args.config:
+        line += ["--config", str(args.config)]
+    for name in _FLAGS:
+        v = getattr(args, name, None)
+        if v is not None:
+            line += ["--" + name.replace("_", "-"), f"{v:g}" if isinstance(v, float) else str(v)]
+    if args.compile:
+        line.append("--compile")
+    if args.no_progress:
+        line.append("--no-progress")
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``train``."""
+    """Run ``train``: check everything cheap, lock ``--out``, decide resume/overwrite, build, train.
+
+    Order (nothing is written or deleted before every check passed): flags and config; ``--device``;
+    ``--data`` exists; ``--out`` is a writable folder outside ``--data``; lock ``--out`` (a second
+    process is refused); what to do with an existing run (:func:`~ambient_imaging.training.rundir.plan_run`);
+    build data, network and loss (every input is valid); only then ``--overwrite`` clears the old run.
+    """
+    from ambient_imaging.devices import resolve_device
+    from ambient_imaging.locks import RunLock
+    from ambient_imaging.paths import check_output_dir
     from ambient_imaging.training.distributed import cleanup_distributed, init_distributed
+    from ambient_imaging.training.rundir import clear_run, plan_run
     from ambient_imaging.training.trainer import NonFiniteLossError, train
 
     cfg = config_from_args(args)
     if not cfg.data:
         raise ValueError("--data is required (a fastMRI folder, FITS folder, .npy stack, image folder or 'faces'), "
                          "on the command line or in the --config file")
+    resolve_device(cfg.device)
+    data = Path(cfg.data)
+    if cfg.data != "faces" and not data.exists() and not glob.glob(cfg.data):
+        raise FileNotFoundError(f"training data not found: --data {data} (no such file, folder or glob match)")
+    out = check_output_dir(cfg.out, inputs=[cfg.data])
     ctx = init_distributed(cfg.device)
-    out = Path(cfg.out)
+    lock = None
     try:
+        resume = args.resume
         if ctx.is_main:
-            _prepare_run_dir(out, args.resume, args.overwrite)
-        ctx.barrier()
-        if ctx.is_main:
+            try:
+                lock = RunLock(out, purpose="train").acquire()
+            except PermissionError as err:
+                raise ValueError(f"--out {out}: cannot write there ({err.strerror})") from err
+            plan = plan_run(out, cfg, resume=args.resume, overwrite=args.overwrite, argv=_command_line(args))
+            resume = plan.resume
+            cfg = plan.config or cfg
+            if plan.note:
+                print(f"ambient-imaging train: {plan.note}", file=sys.stderr)
             print(f"ambient-imaging train: run directory {out.resolve()}", file=sys.stderr)
+        if ctx.distributed:
+            import torch.distributed as dist
+
+            shared = [resume, cfg]
+            dist.broadcast_object_list(shared, src=0)
+            resume, cfg = bool(shared[0]), shared[1]
+
+        def before_fit() -> None:
+            if ctx.is_main and args.overwrite:
+                clear_run(out)
+            ctx.barrier()
+
         try:
-            result = train(cfg, resume=args.resume, ctx=ctx, verbose=ctx.is_main)
+            result = train(cfg, resume=resume, ctx=ctx, verbose=ctx.is_main, before_fit=before_fit)
         except NonFiniteLossError as err:
             print(f"ambient-imaging: error: {err}", file=sys.stderr)
             return 1
@@ -196,5 +261,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"done: {result.summary()}")
             print(f"load it with: ambient_imaging.training.load_prior({str(out)!r})")
     finally:
+        if lock is not None:
+            lock.release()
         cleanup_distributed(ctx)
     return 0

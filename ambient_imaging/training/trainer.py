@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ambient_imaging.datasets import MeasurementBatch, collate_measurements
+from ambient_imaging.locks import RunLock
 
 from .checkpoint import (
     capture_rng,
@@ -40,6 +41,7 @@ from .checkpoint import (
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
+    remove_orphans,
     restore_rng,
     save_checkpoint,
 )
@@ -273,10 +275,23 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``steps`` or ``minutes``; checkpoint periodically and at exit.
 
+        The run folder is locked for the whole run (:class:`~ambient_imaging.locks.RunLock`, rank 0):
+        a second process training into it gets :class:`~ambient_imaging.locks.RunInUseError`.
+        Leftovers of killed writes (half-written checkpoints, temporaries) are removed first.
         Raises :class:`NonFiniteLossError` (after keeping the last good checkpoint)
         when the loss or gradient norm stops being finite. ``KeyboardInterrupt``
         saves a checkpoint and is re-raised.
         """
+        lock = RunLock(self.run_dir, purpose="train").acquire() if self.ctx.is_main else None
+        try:
+            if lock is not None:
+                remove_orphans(self.run_dir)
+            return self._fit(resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, resume: bool) -> TrainResult:
         cfg, ctx = self.cfg, self.ctx
         if not resume and latest_checkpoint(self.run_dir) is not None:
             raise ValueError(
@@ -481,11 +496,15 @@ def train(
     resume: bool = False,
     ctx: DistContext | None = None,
     verbose: bool = True,
+    before_fit: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Build data, network and loss from ``cfg`` and train (what ``ambient-imaging train`` runs).
 
     Call under ``torchrun`` with a context from
     :func:`~ambient_imaging.training.distributed.init_distributed` for DDP.
+    ``before_fit()`` runs (on every rank) once the data, network and loss are built — every
+    input is valid by then — and before anything is written: ``train --overwrite`` clears the
+    old run there.
     """
     import sys
 
@@ -525,4 +544,6 @@ def train(
             file=sys.stderr,
         )
     trainer = Trainer(cfg, data.dataset, net, loss, run_dir=cfg.out, prior_info=prior_info, ctx=ctx)
+    if before_fit is not None:
+        before_fit()
     return trainer.fit(resume=resume)
