@@ -343,7 +343,8 @@ def test_read_fastmri_header_from_file(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "nohdr.h5", "w") as f:
         f.create_dataset("kspace", data=_phantom(1, 2))
     assert fm.read_fastmri_header(tmp_path / "nohdr.h5") == {
-        "encoded_matrix": None, "recon_matrix": None, "encoded_fov_mm": None, "recon_fov_mm": None}
+        "encoded_matrix": None, "recon_matrix": None, "encoded_fov_mm": None, "recon_fov_mm": None,
+        "encoding_limits": {}, "kspace_encoding_step_1": None}
 
 
 def test_retrospective_acceleration_and_complex_reference(mc_file: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import os
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ from .io import file_fingerprint, is_writable_dir, scan_files
 
 __all__ = [
     "FastMRISlices",
+    "AcquiredBand",
+    "acquired_band",
+    "band_from_header",
+    "detect_padding",
+    "parse_padding",
+    "recon_size",
+    "center_crop",
+    "scoring_crop",
+    "fastmri_reference",
     "parse_ismrmrd_header",
     "read_fastmri_header",
     "read_fastmri",
@@ -74,10 +84,14 @@ def parse_ismrmrd_header(xml: str | bytes | None) -> dict[str, Any]:
     """Encoded/recon matrix sizes and FOV (mm) from an ISMRMRD XML header.
 
     Namespaces are ignored and missing fields are ``None``. Returns a dict with keys
-    ``encoded_matrix``, ``recon_matrix`` (``(x, y, z)`` ints) and ``encoded_fov_mm``,
-    ``recon_fov_mm`` (``(x, y, z)`` floats).
+    ``encoded_matrix``, ``recon_matrix`` (``(x, y, z)`` ints), ``encoded_fov_mm``,
+    ``recon_fov_mm`` (``(x, y, z)`` floats), ``encoding_limits`` (``{name: (minimum, maximum,
+    center)}`` for every ``encodingLimits`` child) and ``kspace_encoding_step_1`` (its
+    ``(minimum, maximum, center)`` when complete, else ``None``: the phase-encode limits that
+    give fastMRI's zero padding, see :func:`band_from_header`).
     """
-    out: dict[str, Any] = {"encoded_matrix": None, "recon_matrix": None, "encoded_fov_mm": None, "recon_fov_mm": None}
+    out: dict[str, Any] = {"encoded_matrix": None, "recon_matrix": None, "encoded_fov_mm": None, "recon_fov_mm": None,
+                           "encoding_limits": {}, "kspace_encoding_step_1": None}
     if xml is None:
         return out
     if isinstance(xml, (bytes, np.bytes_)):
@@ -115,24 +129,76 @@ def parse_ismrmrd_header(xml: str | bytes | None) -> dict[str, Any]:
         sp = child(enc, f"{space}Space")
         out[f"{space}_matrix"] = triple(child(sp, "matrixSize"), int)
         out[f"{space}_fov_mm"] = triple(child(sp, "fieldOfView_mm"), float)
+    limits: dict[str, tuple[int | None, int | None, int | None]] = {}
+    for lim in child(enc, "encodingLimits") if child(enc, "encodingLimits") is not None else []:
+        vals = []
+        for k in ("minimum", "maximum", "center"):
+            c = child(lim, k)
+            try:
+                vals.append(int(float(c.text)) if c is not None and c.text else None)
+            except ValueError:
+                vals.append(None)
+        limits[local(lim.tag)] = tuple(vals)  # type: ignore[assignment]
+    out["encoding_limits"] = limits
+    step1 = limits.get("kspace_encoding_step_1")
+    out["kspace_encoding_step_1"] = step1 if step1 is not None and None not in step1 else None
     return out
 
 
-def minimal_ismrmrd_header(shape: tuple[int, int], fov_mm: tuple[float, float] | None = None) -> str:
-    """A minimal valid ISMRMRD header for k-space of shape ``(H, W)`` (readout x = H, phase y = W)."""
+def minimal_ismrmrd_header(
+    shape: tuple[int, int],
+    fov_mm: tuple[float, float] | None = None,
+    *,
+    recon_matrix: tuple[int, int] | None = None,
+    recon_fov_mm: tuple[float, float] | None = None,
+    padding: tuple[int, int] | None = None,
+    encoding_limits: tuple[int, int, int] | None = None,
+) -> str:
+    """A minimal valid ISMRMRD header for k-space of shape ``(H, W)`` (readout x = H, phase y = W).
+
+    Args:
+        fov_mm: encoded field of view ``(x, y)`` in mm (default: the matrix size).
+        recon_matrix / recon_fov_mm: ``reconSpace`` (default: the encoded ones). fastMRI knee files:
+            encoded 640×368 (2× readout oversampling), recon 320×320.
+        padding: zero-padding columns ``(left, right)`` of the phase-encode axis; written as
+            ``encodingLimits/kspace_encoding_step_1`` so that fastMRI's rule gives them back
+            (``center = W//2 − left``, ``maximum = W − right − left − 1``, ``minimum = 0``).
+        encoding_limits: ``(minimum, maximum, center)`` of ``kspace_encoding_step_1`` written as given
+            (excludes ``padding``). Without either, no ``encodingLimits`` element is written.
+    """
     h, w = int(shape[0]), int(shape[1])
     fx, fy = fov_mm if fov_mm is not None else (float(h), float(w))
+    rh, rw = (int(recon_matrix[0]), int(recon_matrix[1])) if recon_matrix is not None else (h, w)
+    rfx, rfy = recon_fov_mm if recon_fov_mm is not None else ((fx * rh / h, fy * rw / w) if recon_matrix else (fx, fy))
+    if padding is not None and encoding_limits is not None:
+        raise ValueError("minimal_ismrmrd_header: give padding or encoding_limits, not both")
+    if padding is not None:
+        left, right = (int(v) for v in padding)
+        if left < 0 or right < 0 or left + right >= w or left > w // 2:
+            raise ValueError(f"minimal_ismrmrd_header: padding {padding} does not fit {w} columns around W//2")
+        encoding_limits = (0, w - right - left - 1, w // 2 - left)
 
-    def space(name: str) -> str:
+    def space(name: str, mh: int, mw: int, f1: float, f2: float) -> str:
         return (
-            f"<{name}><matrixSize><x>{h}</x><y>{w}</y><z>1</z></matrixSize>"
-            f"<fieldOfView_mm><x>{fx}</x><y>{fy}</y><z>1.0</z></fieldOfView_mm></{name}>"
+            f"<{name}><matrixSize><x>{mh}</x><y>{mw}</y><z>1</z></matrixSize>"
+            f"<fieldOfView_mm><x>{f1}</x><y>{f2}</y><z>1.0</z></fieldOfView_mm></{name}>"
         )
 
+    limits = ""
+    if encoding_limits is not None:
+        lo, hi, c = (int(v) for v in encoding_limits)
+
+        def lim(name: str, a: int, b: int, cc: int) -> str:
+            return f"<{name}><minimum>{a}</minimum><maximum>{b}</maximum><center>{cc}</center></{name}>"
+
+        limits = (
+            "<encodingLimits>" + lim("kspace_encoding_step_1", lo, hi, c) + lim("kspace_encoding_step_2", 0, 0, 0)
+            + lim("slice", 0, 0, 0) + "</encodingLimits>"
+        )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
-        f"<encoding>{space('encodedSpace')}{space('reconSpace')}"
+        f"<encoding>{space('encodedSpace', h, w, fx, fy)}{space('reconSpace', rh, rw, rfx, rfy)}{limits}"
         "<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>"
     )
 
@@ -148,6 +214,312 @@ def read_fastmri_header(path: str | Path) -> dict[str, Any]:
         return parse_ismrmrd_header(xml)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+
+
+# ---------------------------------------------------------------------------------------------
+# acquired band (zero padding of the phase-encode axis) and the reconstruction crop
+# ---------------------------------------------------------------------------------------------
+_BAND_SOURCES = ("header", "detected", "user", "none")
+
+
+@dataclass(frozen=True)
+class AcquiredBand:
+    """The acquired phase-encode columns ``[lo, hi)`` of a ``W``-column k-space; the rest is zero padding.
+
+    ``source``: ``"header"`` (``encodingLimits``, fastMRI's rule), ``"detected"`` (all-zero column
+    bands at the edges of otherwise fully sampled k-space), ``"user"`` (``padding=(left, right)``) or
+    ``"none"`` (no padding: the whole width). ``note``: a one-line message for the user (set when the
+    band was detected or a header was ignored), else ``""``.
+    """
+
+    lo: int
+    hi: int
+    width: int
+    source: str
+    note: str = ""
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        """Zero-padding columns ``(left, right)``."""
+        return self.lo, self.width - self.hi
+
+    @property
+    def columns(self) -> int:
+        """Number of acquired columns ``hi − lo``."""
+        return self.hi - self.lo
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """``(lo, hi)``: what ``MaskSpec.sample(..., band=)`` and :func:`~ambient_imaging.operators.apply_band` take."""
+        return self.lo, self.hi
+
+    def column_mask(self) -> np.ndarray:
+        """``(W,)`` bool, True inside the band."""
+        m = np.zeros(self.width, dtype=bool)
+        m[self.lo : self.hi] = True
+        return m
+
+
+def band_from_header(header: dict[str, Any], width: int) -> tuple[int, int] | None:
+    """Acquired columns ``(lo, hi)`` from a parsed header, fastMRI's rule (``mri_data._retrieve_metadata``).
+
+    ``padding_left = enc_y // 2 − center`` and ``padding_right = padding_left + maximum + 1`` from
+    ``encodingLimits/kspace_encoding_step_1`` and the encoded matrix ``y`` (``width`` when absent);
+    ``lo = padding_left``, ``hi = padding_right`` (clipped to ``[0, width]``). ``None`` without limits
+    or when they give no column.
+    """
+    step1 = header.get("kspace_encoding_step_1")
+    if step1 is None:
+        return None
+    _minimum, maximum, center = step1
+    enc = header.get("encoded_matrix")
+    enc_y = int(enc[1]) if enc is not None and enc[1] is not None else int(width)
+    left = enc_y // 2 - int(center)
+    right = left + int(maximum) + 1
+    lo, hi = max(0, left), min(int(width), right)
+    return (lo, hi) if lo < hi else None
+
+
+def detect_padding(lines: np.ndarray) -> tuple[int, int] | None:
+    """Zero-padding bands of a ``(W,)`` "column holds data" vector: ``(lo, hi)`` or ``None``.
+
+    Padding is recognised only when the columns between the first and last non-zero column are
+    *all* non-zero (an otherwise fully sampled k-space) and at least one edge column is zero. An
+    undersampled k-space (a gap inside) returns ``None``: its zero edge columns may be unsampled lines.
+    """
+    lines = np.asarray(lines, dtype=bool).reshape(-1)
+    nz = np.flatnonzero(lines)
+    if nz.size == 0:
+        return None
+    lo, hi = int(nz[0]), int(nz[-1]) + 1
+    if (lo == 0 and hi == lines.size) or not lines[lo:hi].all():
+        return None
+    return lo, hi
+
+
+def parse_padding(value: str | Sequence[int] | None) -> str | tuple[int, int]:
+    """The ``--padding`` option: ``"auto"`` (default, also for ``None``), ``"none"``, or ``"LEFT,RIGHT"``
+    zero-padding column counts (also a 2-sequence) → ``"auto"`` | ``"none"`` | ``(left, right)``."""
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("auto", "none"):
+            return v
+        parts = v.replace(" ", "").split(",")
+        try:
+            left, right = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"padding must be 'auto', 'none' or 'LEFT,RIGHT' column counts, got {value!r}") from None
+    else:
+        if len(value) != 2:
+            raise ValueError(f"padding must be (left, right) column counts, got {value!r}")
+        left, right = (int(v) for v in value)
+    if left < 0 or right < 0:
+        raise ValueError(f"padding column counts must be >= 0, got {left},{right}")
+    return left, right
+
+
+def acquired_band(
+    path: str | Path,
+    padding: str | Sequence[int] | None = "auto",
+    *,
+    kspace: np.ndarray | None = None,
+    header: dict[str, Any] | None = None,
+    f: h5py.File | None = None,
+    min_band_fraction: float = 0.5,
+) -> AcquiredBand:
+    """The acquired phase-encode band of a fastMRI-layout file.
+
+    Args:
+        path: the file (named in messages; read unless ``kspace``/``header`` are given).
+        padding: ``"auto"`` — ``encodingLimits`` from the header (fastMRI's rule, see
+            :func:`band_from_header`) when present and consistent with the data (no signal outside
+            the band); otherwise all-zero columns at the edges of an otherwise fully sampled slice
+            (:func:`detect_padding`, reported in ``note``); otherwise the full width.
+            ``"none"`` — the full width. ``(left, right)`` or ``"LEFT,RIGHT"`` — that many padding columns.
+        kspace: a slice ``(Nc, H, W)`` (or ``(H, W)``) to check/detect with (default: the middle slice).
+        header: the parsed header (default: read from the file).
+        f: an open handle of ``path`` (not closed).
+        min_band_fraction: detection only: a band narrower than this fraction of ``W`` is taken as
+            undersampling (e.g. a centre-only mask), not padding. A stored mask that is not all ones
+            also rules detection out (its zero edge columns are unsampled lines); only the header or
+            ``padding=(left, right)`` can then declare padding.
+    """
+    path = Path(path)
+    pad = parse_padding(padding)
+    own = f is None and (kspace is None or header is None)
+    fh = _open(path) if own else f
+    try:
+        if fh is not None:
+            s, nc, h, w, single = _check_layout(fh, path)
+        else:
+            w = int(np.asarray(kspace).shape[-1])
+        if pad == "none":
+            return AcquiredBand(0, w, w, "none")
+        if isinstance(pad, tuple):
+            left, right = pad
+            if left + right >= w:
+                raise ValueError(f"{path}: padding {left},{right} leaves no column of the {w}")
+            return AcquiredBand(left, w - right, w, "user")
+        if header is None:
+            xml = fh["ismrmrd_header"][()] if "ismrmrd_header" in fh else None
+            try:
+                header = parse_ismrmrd_header(xml)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from err
+        stored = None
+        if kspace is None:
+            sl = read_fastmri_slice(path, s // 2, fh)
+            kspace, stored = sl["kspace"], (sl["mask"] if sl["mask_stored"] else None)
+        data = derive_line_mask(np.asarray(kspace))
+        if stored is not None:
+            data = data & (stored if stored.ndim == 1 else stored.any(axis=0))
+    finally:
+        if own and fh is not None:
+            fh.close()
+    note = ""
+    hb = band_from_header(header, w)
+    if hb is not None:
+        lo, hi = hb
+        if not data[:lo].any() and not data[hi:].any():
+            return AcquiredBand(lo, hi, w, "header")
+        note = (f"{path.name}: the header's encoding limits give columns {lo}..{hi - 1} but columns outside "
+                "hold data; header padding ignored")
+    det = detect_padding(data)
+    if det is not None and stored is not None and not bool(np.all(stored)):
+        det = None  # a stored undersampling mask: its zero edge columns are unsampled lines, not padding
+    if det is not None and (det[1] - det[0]) < min_band_fraction * w:
+        note = (note + "; " if note else "") + (
+            f"{path.name}: only columns {det[0]}..{det[1] - 1} hold data (under {min_band_fraction:.0%} of the "
+            f"{w}): treated as undersampled, not as zero padding; use --padding LEFT,RIGHT if it is padding")
+        det = None
+    if det is not None:
+        lo, hi = det
+        msg = (f"{path.name}: no usable encoding limits in the header; columns 0..{lo - 1} and {hi}..{w - 1} are "
+               f"all zero around a fully sampled band: treated as zero padding ({lo} left, {w - hi} right); "
+               "override with --padding none or LEFT,RIGHT")
+        return AcquiredBand(lo, hi, w, "detected", (note + "; " if note else "") + msg)
+    return AcquiredBand(0, w, w, "none", note)
+
+
+def recon_size(header: dict[str, Any]) -> tuple[int, int] | None:
+    """``(h, w)`` of the header's ``reconSpace`` matrix (x along the readout H, y along W), or ``None``."""
+    rec = header.get("recon_matrix")
+    if rec is None or rec[0] is None or rec[1] is None:
+        return None
+    return int(rec[0]), int(rec[1])
+
+
+def center_crop(x: Any, size: tuple[int, int] | int) -> Any:
+    """Centre crop of the last two dims to ``size`` as fastMRI's ``transforms.center_crop`` (start at
+    ``(n − s) // 2``); numpy arrays and torch tensors, real or complex, keep their type. A size larger
+    than the image along a dim keeps that dim whole."""
+    hh, ww = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if hh < 1 or ww < 1:
+        raise ValueError(f"center_crop: size must be positive, got {size}")
+    hh, ww = min(hh, h), min(ww, w)
+    top, left = (h - hh) // 2, (w - ww) // 2
+    return x[..., top : top + hh, left : left + ww]
+
+
+def scoring_crop(header: dict[str, Any], shape: tuple[int, int], crop: str | Sequence[int] | None = "auto"
+                 ) -> tuple[int, int] | None:
+    """The crop to score on: ``"auto"`` — the header's ``reconSpace`` when it is no larger than ``shape``
+    (fastMRI: 320×320 of a 640×368 k-space), else ``None``; ``None``/``"none"`` — no crop; ``(h, w)``,
+    ``"H,W"`` or ``"N"`` — that size (must fit ``shape``)."""
+    if crop is None or (isinstance(crop, str) and crop.strip().lower() == "none"):
+        return None
+    if isinstance(crop, str) and crop.strip().lower() == "auto":
+        rs = recon_size(header)
+        if rs is None or rs[0] > shape[0] or rs[1] > shape[1]:
+            return None
+        return None if tuple(rs) == tuple(shape) else rs
+    if isinstance(crop, str):
+        parts = crop.replace("x", ",").split(",")
+        try:
+            vals = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"crop must be 'auto', 'none', 'N' or 'H,W', got {crop!r}") from None
+        crop = (vals[0], vals[0]) if len(vals) == 1 else tuple(vals)
+    c = tuple(int(v) for v in crop)
+    if len(c) != 2 or min(c) < 1 or c[0] > shape[0] or c[1] > shape[1]:
+        raise ValueError(f"crop {crop} does not fit the {shape[0]}x{shape[1]} image")
+    return c  # type: ignore[return-value]
+
+
+def fastmri_reference(
+    path: str | Path,
+    target: str = "rss",
+    crop: str | Sequence[int] | None = "auto",
+    slices: Sequence[int] | None = None,
+    sens_maps: np.ndarray | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The scoring reference of a file, fastMRI's way: ``{"reference": (S, h, w) float32, "source", "crop",
+    "data_range", "slices"}``.
+
+    Args:
+        target: ``"rss"`` — ``reconstruction_rss`` when the file has it (fastMRI's target), else the
+            root-sum-of-squares of the fully sampled coil images ``|F⁻¹ k_c|``; ``"sense1"`` — the
+            magnitude of the coil-combined image ``|Σ_c conj(S_c) F⁻¹ k_c|`` with ESPIRiT maps
+            (``sens_maps`` ``(S, Nc, H, W)`` or the file's cache, :func:`load_or_compute_maps`).
+        crop: see :func:`scoring_crop` (``"auto"``: ``reconSpace``, e.g. 320×320 of 640×368 k-space).
+            ``reconstruction_rss`` is already at that size; it is only cropped further if asked.
+        slices: slice indices (default all).
+
+    ``data_range`` is the maximum over the returned slices (fastMRI's ``gt.max()`` for the volume).
+    Needs fully sampled k-space inside the acquired band when the reference is computed from it.
+    """
+    from ambient_imaging.operators import ifft2c, rss
+
+    if target not in ("rss", "sense1"):
+        raise ValueError(f"fastmri_reference: target must be 'rss' or 'sense1', got {target!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with _open(path) as f:
+        s, nc, h, w, single = _check_layout(f, path)
+        idx = list(range(s)) if slices is None else [int(i) for i in slices]
+        if any(not 0 <= i < s for i in idx):
+            raise IndexError(f"{path}: slices {idx} out of range (file has {s})")
+        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        try:
+            header = parse_ismrmrd_header(xml)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        c = scoring_crop(header, (h, w), crop)
+        if target == "rss" and "reconstruction_rss" in f:
+            ref = np.asarray(f["reconstruction_rss"][idx], dtype=np.float32)
+            source = "reconstruction_rss"
+            if c is not None and tuple(ref.shape[-2:]) != tuple(c):
+                ref = center_crop(ref, c)
+            c = tuple(int(v) for v in ref.shape[-2:])
+        else:
+            band = acquired_band(path, "auto", f=f)
+            out = []
+            maps = None
+            if target == "sense1" and not single:
+                maps = sens_maps if sens_maps is not None else load_or_compute_maps(path, cache_dir)
+            for i in idx:
+                sl = read_fastmri_slice(path, i, f)
+                m = sl["mask"] if sl["mask"].ndim == 1 else sl["mask"].all(axis=0)
+                if not m[band.lo : band.hi].all():
+                    raise ValueError(f"{path}: slice {i} is undersampled inside the acquired band "
+                                     f"(columns {band.lo}..{band.hi - 1}); the {target} reference needs full k-space")
+                coil = ifft2c(torch.from_numpy(sl["kspace"]))
+                if target == "rss":
+                    img = rss(coil, dim=0)
+                else:
+                    img = coil[0].abs() if maps is None else (torch.from_numpy(maps[i]).conj() * coil).sum(0).abs()
+                out.append(img.numpy().astype(np.float32))
+            ref = np.stack(out)
+            source = "rss of the fully sampled coil images" if target == "rss" else "|SENSE-1| (ESPIRiT maps)"
+            if c is not None:
+                ref = center_crop(ref, c)
+    return {"reference": np.ascontiguousarray(ref), "source": source, "crop": c, "data_range": float(ref.max()),
+            "slices": idx}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,47 +614,71 @@ def read_fastmri_slice(path: str | Path, index: int, f: h5py.File | None = None)
             f.close()
 
 
-def read_fastmri(path: str | Path) -> dict[str, Any]:
+def read_fastmri(path: str | Path, padding: str | Sequence[int] | None = "auto") -> dict[str, Any]:
     """Read a whole (small) file into memory, validated like :func:`read_fastmri_slice`.
 
     Returns ``{"kspace": (S, Nc, H, W) complex64 (single-coil: Nc = 1), "mask": the stored mask
     (bool, as stored) or None, "lines": (S, W) bool sampled columns per slice (stored mask, else
-    non-zero columns), "attrs": dict, "header": parsed ISMRMRD header}``. For large files use
-    :class:`FastMRISlices`, which streams slices.
+    non-zero columns; never the zero-padding columns), "band": :class:`AcquiredBand` (``padding``:
+    see :func:`acquired_band`), "fully_sampled": (S,) bool (every column of the band sampled),
+    "acceleration": (S,) float over the band, "attrs": dict, "header": parsed ISMRMRD header}``.
+    For large files use :class:`FastMRISlices`, which streams slices.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with _open(path) as f:
         s, nc, h, w, single = _check_layout(f, path)
+        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        try:
+            header = parse_ismrmrd_header(xml)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        band = acquired_band(path, padding, f=f, header=header)
+        inside = band.column_mask()
         k = np.empty((s, nc, h, w), dtype=np.complex64)
         lines = np.empty((s, w), dtype=bool)
+        fully = np.empty(s, dtype=bool)
+        accel = np.empty(s, dtype=np.float64)
         for i in range(s):
             sl = read_fastmri_slice(path, i, f)
             k[i] = sl["kspace"]
-            m = sl["mask"]
-            lines[i] = m if m.ndim == 1 else m.any(axis=0)
+            m = np.broadcast_to(sl["mask"], (h, w)) & inside[None]
+            lines[i] = m.any(axis=0)
+            inb = m[:, band.lo : band.hi]
+            fully[i] = bool(inb.all())
+            accel[i] = inb.size / max(int(inb.sum()), 1)
         mask = (np.asarray(f["mask"][()]) != 0) if "mask" in f else None
-        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
         attrs = {a: _plain(v) for a, v in f.attrs.items()}
-    try:
-        header = parse_ismrmrd_header(xml)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
-    return {"kspace": k, "mask": mask, "lines": lines, "attrs": attrs, "header": header}
+    return {"kspace": k, "mask": mask, "lines": lines, "band": band, "fully_sampled": fully,
+            "acceleration": accel, "attrs": attrs, "header": header}
 
 
-def fastmri_info(path: str | Path) -> dict[str, Any]:
-    """Summary of a file (reads one slice for the mask): shape, coils, slices, mask, acceleration, header, attrs."""
+def fastmri_info(path: str | Path, padding: str | Sequence[int] | None = "auto") -> dict[str, Any]:
+    """Summary of a file (reads one slice for the mask): shape, coils, slices, mask, acceleration, header, attrs.
+
+    The zero-padding columns (see :func:`acquired_band`) are outside the sampling: ``sampled_fraction``
+    and ``acceleration`` are over the acquired band, and ``fully_sampled`` means every column of the
+    band holds data. Also: ``band`` ``(lo, hi)``, ``padding`` ``(left, right)``, ``padding_source``,
+    ``padding_note``, ``recon_size`` (``reconSpace``) and ``readout_oversampling`` (``H / recon h``).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with _open(path) as f:
         s, nc, h, w, single = _check_layout(f, path)
         sl = read_fastmri_slice(path, s // 2, f)
-        lines = sl["mask"] if sl["mask"].ndim == 1 else sl["mask"].any(axis=0)
-        frac = float(sl["mask"].mean())
         hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        try:
+            header = parse_ismrmrd_header(hdr)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        band = acquired_band(path, padding, f=f, header=header)
+        full = np.broadcast_to(sl["mask"], (h, w)) & band.column_mask()[None]
+        lines = full.any(axis=0)
+        inb = full[:, band.lo : band.hi]
+        frac = float(inb.mean())
+        rs = recon_size(header)
         info = {
             "file": str(path),
             "kspace_shape": tuple(int(v) for v in f["kspace"].shape),
@@ -293,8 +689,15 @@ def fastmri_info(path: str | Path) -> dict[str, Any]:
             "mask_stored": sl["mask_stored"],
             "sampled_fraction": frac,
             "acceleration": (1.0 / frac) if frac > 0 else float("inf"),
+            "fully_sampled": bool(inb.all()),
+            "band": band.bounds,
+            "padding": band.padding,
+            "padding_source": band.source,
+            "padding_note": band.note,
+            "recon_size": rs,
+            "readout_oversampling": (h / rs[0]) if rs else None,
             "acs_lines": int(acs_from_lines(lines).sum()),
-            "header": parse_ismrmrd_header(hdr),
+            "header": header,
             "datasets": sorted(f.keys()),
             "attrs": {k: _plain(v) for k, v in f.attrs.items()},
         }
@@ -319,10 +722,13 @@ def write_fastmri(
     kspace: np.ndarray | Tensor,
     mask: np.ndarray | Tensor | None = None,
     reconstruction_rss: np.ndarray | Tensor | None = None,
-    header_xml: str | None = None,
+    header_xml: str | bool | None = None,
     attrs: dict[str, Any] | None = None,
     fov_mm: tuple[float, float] | None = None,
     compression: str | None = None,
+    *,
+    padding: tuple[int, int] | None = None,
+    recon_matrix: tuple[int, int] | None = None,
 ) -> Path:
     """Write a fastMRI-layout file atomically.
 
@@ -330,7 +736,11 @@ def write_fastmri(
         kspace: ``(slices, coils, H, W)`` or single-coil ``(slices, H, W)`` complex.
         mask: ``(W,)`` columns, ``(H, W)``, or per slice; stored as ``float32`` 0/1 like fastMRI.
         reconstruction_rss: optional ``(slices, h, w)`` reference magnitude.
-        header_xml: ISMRMRD XML; a minimal one (matrix ``H × W``, ``fov_mm``) is generated if ``None``.
+        header_xml: ISMRMRD XML; a minimal one (matrix ``H × W``, ``fov_mm``, and ``padding`` /
+            ``recon_matrix`` as :func:`minimal_ismrmrd_header` writes them) is generated if ``None``;
+            ``False`` writes no ``ismrmrd_header`` (a header-less file).
+        padding: zero-padding columns ``(left, right)`` written as ``encodingLimits`` (fastMRI's rule).
+        recon_matrix: ``reconSpace`` matrix ``(h, w)`` (fastMRI knee: ``(320, 320)``).
         attrs: extra root attributes; ``acquisition`` defaults to ``"unknown"`` and ``max`` /
             ``norm`` are computed from ``reconstruction_rss`` when given.
         compression: HDF5 filter for ``kspace`` (e.g. ``"gzip"``; fastMRI files use none). Zeroed
@@ -356,7 +766,10 @@ def write_fastmri(
             f.create_dataset("reconstruction_rss", data=r)
             f.attrs["max"] = float(r.max())
             f.attrs["norm"] = float(np.linalg.norm(r))
-        f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml or minimal_ismrmrd_header((h, w), fov_mm)))
+        if header_xml is not False:
+            xml = header_xml if isinstance(header_xml, str) and header_xml else minimal_ismrmrd_header(
+                (h, w), fov_mm, padding=padding, recon_matrix=recon_matrix)
+            f.create_dataset("ismrmrd_header", data=np.bytes_(xml))
         f.attrs["acquisition"] = "unknown"
         for key, val in (attrs or {}).items():
             f.attrs[key] = val
@@ -371,14 +784,17 @@ def undersample_file(
     kind: str = "random",
     seed: int = 0,
     same_mask: bool = True,
+    padding: str | Sequence[int] | None = "auto",
 ) -> dict[str, Any]:
     """Retrospectively undersample a fully sampled fastMRI file into ``dst`` (atomic).
 
     One 1-D mask (``same_mask``) or one per slice is drawn with :func:`~ambient_imaging.operators.mri_mask`
-    (lines = columns); unsampled k-space is zeroed and the mask is stored. References
-    (``reconstruction_rss``) and the header are copied. Returns ``{"acceleration": achieved R, ...}``.
+    (lines = columns) over the full width and zeroed outside the acquired band (``padding``, see
+    :func:`acquired_band`; fastMRI's ``apply_mask(padding=...)``); unsampled k-space is zeroed and the
+    mask is stored. References (``reconstruction_rss``) and the header are copied. Returns
+    ``{"acceleration": achieved R over the band, "sampled_fraction", "band": (lo, hi), ...}``.
     """
-    from ambient_imaging.operators import mri_mask
+    from ambient_imaging.operators import apply_band, mri_mask
 
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -391,10 +807,11 @@ def undersample_file(
         rss_ref = f["reconstruction_rss"][()] if "reconstruction_rss" in f else None
         hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
         attrs = {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
+        band = acquired_band(src, padding, f=f, kspace=k[s // 2])
     g = torch.Generator().manual_seed(int(seed))
     masks, _ = mri_mask((h, w), acceleration, center_fraction=center_fraction, kind=kind, batch=1 if same_mask else s,
                         generator=g)
-    m = masks.numpy()
+    m = apply_band(masks, band.bounds).numpy()
     lines = m[:, 0, :] if np.all(m == m[:, :1, :]) else None
     kview = k if not single else k[:, None]
     if lines is not None:
@@ -406,8 +823,9 @@ def undersample_file(
     write_fastmri(dst, k, mask=stored, reconstruction_rss=rss_ref,
                   header_xml=None if hdr is None else bytes(hdr).decode("utf-8", "replace"),
                   attrs={**attrs, "acceleration": float(acceleration), "mask_kind": kind, "mask_seed": int(seed)})
-    frac = float(np.mean(stored))
-    return {"file": str(dst), "acceleration": 1.0 / frac, "sampled_fraction": frac}
+    frac = float(np.mean(np.asarray(stored)[..., band.lo : band.hi]))
+    return {"file": str(dst), "acceleration": 1.0 / frac, "sampled_fraction": frac, "band": band.bounds,
+            "padding_source": band.source}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,6 +993,13 @@ class FastMRISlices(Dataset):
             ``"estimate"``: a robust (MAD) estimate from the outermost 1/16 of readout rows of
             the sampled columns — an over-estimate when those rows still hold signal. Default 0.
         percentile: percentile for :func:`~ambient_imaging.datasets.normalize.measurement_scale`.
+        padding: zero-padding of the phase-encode axis, per file (:func:`acquired_band`):
+            ``"auto"`` (header ``encodingLimits``, else detected edge bands of zero columns),
+            ``"none"`` or ``(left, right)``. Padding columns are outside the sampling: never in the
+            operator's mask (so never rows that ambient subsampling drops or the loss scores), not
+            counted as missed lines ("fully sampled" = every column of the band), and excluded from
+            the acceleration; retrospective masks are drawn over the full width and zeroed outside
+            the band, as fastMRI does. :meth:`padding_notes` lists the files whose padding was detected.
 
     Items are built by :func:`~ambient_imaging.problems.mri_problem` (the builder reconstruction uses):
     ``{"y": (Nc, H, W) complex64 k-space / scale, "operator": MultiCoilMRI (batch 1, ACS = the
@@ -611,7 +1036,9 @@ class FastMRISlices(Dataset):
         mask_kind: str = "random",
         mask_seed: int = 0,
         mask_spec: MaskSpec | None = None,
+        padding: str | Sequence[int] | None = "auto",
     ):
+        self.padding = parse_padding(padding)
         if sens_maps not in ("espirit", "cache-only", None):
             raise ValueError(f"FastMRISlices: sens_maps must be 'espirit', 'cache-only' or None, got {sens_maps!r}")
         if reference not in (None, False, True, "rss"):
@@ -643,6 +1070,9 @@ class FastMRISlices(Dataset):
         self._slice_idx = np.concatenate([np.arange(c, dtype=np.int32) for c in counts])
         self._handles: dict[int, dict[int, h5py.File]] = {}
         self._maps: dict[int, tuple[tuple[int, int | None], np.ndarray]] = {}  # pid -> ((file, calib), maps)
+        # per-file acquired band, compact (lo, hi, W, source code; lo = -1: not read yet), notes only when set
+        self._band_arr = np.full((len(files), 4), -1, dtype=np.int32)
+        self._band_notes: dict[int, str] = {}
 
     def __len__(self) -> int:
         return int(self._file_idx.shape[0])
@@ -662,6 +1092,22 @@ class FastMRISlices(Dataset):
                 cache.pop(next(iter(cache))).close()
             cache[fi] = _open(Path(self.files[fi]))
         return cache[fi]
+
+    def band(self, file_index: int) -> AcquiredBand:
+        """The acquired band of ``self.files[file_index]`` (computed once: the header, or one slice read)."""
+        fi = int(file_index)
+        lo, hi, w, src = (int(v) for v in self._band_arr[fi])
+        if lo < 0:
+            b = acquired_band(self.files[fi], self.padding, f=self._file(fi))
+            self._band_arr[fi] = (b.lo, b.hi, b.width, _BAND_SOURCES.index(b.source))
+            if b.note:
+                self._band_notes[fi] = b.note
+            return b
+        return AcquiredBand(lo, hi, w, _BAND_SOURCES[src], self._band_notes.get(fi, ""))
+
+    def padding_notes(self) -> list[str]:
+        """One line per file whose padding was detected or whose header limits were ignored (reads every file)."""
+        return [b.note for b in (self.band(i) for i in range(len(self.files))) if b.note]
 
     def close(self) -> None:
         """Close this process's open files."""
@@ -694,10 +1140,13 @@ class FastMRISlices(Dataset):
         path = Path(self.files[fi])
         sl = read_fastmri_slice(path, s, self._file(fi))
         k = sl["kspace"]
-        maps = None if k.shape[0] == 1 else self._coil_maps(fi, s, k.shape[-1], bool(np.all(sl["mask"])))
+        band = self.band(fi)
+        fully = bool(np.all(sl["mask"][..., band.lo : band.hi]))
+        maps = None if k.shape[0] == 1 else self._coil_maps(fi, s, k.shape[-1], fully)
         sigma = None if self.noise_sigma == "estimate" else float(self.noise_sigma)
         return mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=self.mask_spec,
-                           key=f"{path.name}:{s}", maps=maps, noise_sigma=sigma, reference=reference,
+                           key=f"{path.name}:{s}", band=band.bounds, maps=maps, noise_sigma=sigma,
+                           reference=reference,
                            normalisation=self.normalisation, where=f"{path}: slice {s}",
                            meta={"file": str(path), "slice": s})
 

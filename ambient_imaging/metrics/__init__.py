@@ -2,6 +2,7 @@
 
 from .calibration import coverage, interval_coverage, z_scores
 from .denoising import SIGMA_GRID, heldout_denoising_error
+from .fastmri import fastmri_scores, fastmri_slice_metrics, fastmri_volume_metrics, summarize_volumes
 from .image import center_crop, nmse, psnr, slice_metrics, ssim, to_magnitude, volume_metrics
 from .memorization import MemorizationReport, memorization, nearest_neighbors
 
@@ -13,6 +14,10 @@ __all__ = [
     "to_magnitude",
     "slice_metrics",
     "volume_metrics",
+    "fastmri_scores",
+    "fastmri_volume_metrics",
+    "fastmri_slice_metrics",
+    "summarize_volumes",
     "coverage",
     "interval_coverage",
     "z_scores",
