@@ -113,7 +113,8 @@ def test_interferometer_matches_direct_dft_and_real_adjoint():
     uv = _uv(200, seed=5)
     op = Interferometer(uv, (20, 20), PIX)
     x = torch.randn(1, 1, 20, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    assert _rel(op(x), direct_dft2d(x[:, 0], uv * PIX)) < 1e-10
+    # kernel exp(+2πi u·l): the NUFFT's type 2 (exp(-2πi f·n)) at f = -u Δ
+    assert _rel(op(x), direct_dft2d(x[:, 0], -uv * PIX)) < 1e-10
     y = op(x)
     aty = op.adjoint(y)
     assert not aty.is_complex() and aty.shape == (1, 1, 20, 20)
@@ -129,10 +130,10 @@ def test_point_source_and_dirty_image():
     dirty = op.measurements_to_image(y)
     assert abs(float(dirty[0, 0, 8, 8]) - 1.0) < 1e-10
     assert float(dirty.abs().max()) <= 1.0 + 1e-10
-    # a shifted source: l = +1 pixel → phase exp(-2πi u Δ)
+    # a shifted source: l = +1 pixel (east) → phase exp(+2πi u Δ) (ehtim / UVFITS convention)
     x2 = torch.zeros_like(x)
     x2[0, 0, 8, 9] = 1.0
-    expected = torch.exp(-2j * math.pi * op.uv[0, :, 0] * PIX)
+    expected = torch.exp(2j * math.pi * op.uv[0, :, 0] * PIX)
     assert torch.allclose(op(x2)[0], expected, atol=1e-10)
 
 
@@ -434,3 +435,16 @@ def test_device_mismatch_and_coverage_helper():
     cov = earth_rotation_uv(load_array("vla_d"), 60.0, (-1, 1), n_times=3, frequency_hz=1.4e9)
     op = cov.interferometer((8, 8), noise_sigma=0.1)
     assert op.n_vis == cov.n_vis and op.pixel_scale == cov.nyquist_pixel_scale()
+
+
+def test_baseline_sign_is_ant1_minus_ant2():
+    """Two stations on the equator at longitude 0: station 0 east of station 1, so the baseline
+    ant1 − ant2 points east and u > 0 at transit (UVFITS / pyuvdata / ehtim convention)."""
+    from ambient_imaging.operators.uvcoverage import ArrayLayout
+
+    r = 6378137.0
+    xyz = np.array([[r, 1000.0, 0.0], [r, 0.0, 0.0]])  # +Y is east at longitude 0
+    lay = ArrayLayout("pair", ("E", "W"), xyz, np.full(2, np.nan), np.full(2, np.nan))
+    cov = earth_rotation_uv(lay, 0.0, (0.0, 0.0), n_times=1, frequency_hz=299_792_458.0, elevation_limit_deg=0.0)
+    assert cov.pairs.tolist() == [[0, 1]]
+    assert float(cov.uv[0, 0]) == pytest.approx(1000.0, rel=1e-6) and abs(float(cov.uv[0, 1])) < 1e-6

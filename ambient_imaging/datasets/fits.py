@@ -35,7 +35,17 @@ from ambient_imaging.operators import PixelMask
 
 from .io import expand_paths
 
-__all__ = ["SkyImage", "read_fits_image", "write_fits_image", "FITSImages", "estimate_noise"]
+__all__ = [
+    "SkyImage",
+    "read_fits_image",
+    "write_fits_image",
+    "FITSImages",
+    "estimate_noise",
+    "sky_fits_header",
+    "operator_to_fits_image",
+    "fits_to_operator_image",
+    "write_sky_fits",
+]
 
 MASK_NAMES = ("MASK", "BPM", "DQ", "WHT", "WEIGHT")
 NOISE_KEYS = ("NOISE", "RMS", "SIGMA")
@@ -295,6 +305,129 @@ def write_fits_image(
     with atomic_path(path, suffix=".fits") as tmp:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)
     return path
+
+
+def operator_to_fits_image(img: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """An :class:`~ambient_imaging.operators.Interferometer` image (east along ``+column``) as a FITS
+    sky array (east to the left, ``CDELT1 < 0``): the last axis reversed. Works on ``(..., H, W)``
+    numpy arrays and tensors; the inverse is :func:`fits_to_operator_image` (the same flip).
+
+    The phase centre, operator pixel ``(H//2, W//2)``, lands on FITS column ``W - 1 - W//2``
+    (0-based); :func:`sky_fits_header` sets ``CRPIX1`` to match.
+    """
+    if isinstance(img, torch.Tensor):
+        return img.flip(-1)
+    return np.ascontiguousarray(np.asarray(img)[..., ::-1])
+
+
+def fits_to_operator_image(img: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A FITS sky array (east left, as written by :func:`write_sky_fits`) in the operator's layout
+    (east along ``+column``); the inverse of :func:`operator_to_fits_image`."""
+    return operator_to_fits_image(img)
+
+
+def sky_fits_header(
+    ra_deg: float,
+    dec_deg: float,
+    pixel_rad: float,
+    shape: tuple[int, int],
+    beam: tuple[float, float, float] | None = None,
+    frequency_hz: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> fits.Header:
+    """RA/Dec SIN-projection header for an image written by :func:`operator_to_fits_image`.
+
+    Args:
+        ra_deg, dec_deg: phase centre (the UVFITS file's RA/DEC, degrees).
+        pixel_rad: pixel size in radians (the operator's ``pixel_scale``).
+        shape: ``(H, W)`` of the image.
+        beam: restoring beam ``(bmaj_rad, bmin_rad, bpa_deg)`` (FWHM; position angle east of
+            north) written as ``BMAJ``/``BMIN`` (degrees) and ``BPA``; omit when none applies.
+        frequency_hz: observing frequency, written as ``OBSFREQ`` (Hz).
+        extra: further cards (keys upper-cased, at most 8 characters, else HIERARCH).
+
+    ``CDELT1 = −Δ`` (RA increases to the left), ``CDELT2 = +Δ``, ``CRPIX`` on the phase centre:
+    ``CRPIX1 = W − W//2`` and ``CRPIX2 = H//2 + 1`` (1-based), ``BUNIT = JY/PIXEL``.
+    """
+    h, w = (int(s) for s in shape)
+    if not (np.isfinite(pixel_rad) and pixel_rad > 0):
+        raise ValueError(f"sky_fits_header: pixel_rad must be a positive number of radians, got {pixel_rad}")
+    deg = float(np.degrees(pixel_rad))
+    hdr = fits.Header()
+    cards = [
+        ("CTYPE1", "RA---SIN", "right ascension, orthographic projection"),
+        ("CTYPE2", "DEC--SIN", "declination, orthographic projection"),
+        ("CRVAL1", float(ra_deg), "[deg] phase centre"),
+        ("CRVAL2", float(dec_deg), "[deg] phase centre"),
+        ("CDELT1", -deg, "[deg] RA increases to the left (east left)"),
+        ("CDELT2", deg, "[deg]"),
+        ("CRPIX1", float(w - w // 2), "phase centre column (1-based)"),
+        ("CRPIX2", float(h // 2 + 1), "phase centre row (1-based)"),
+        ("CUNIT1", "deg", None),
+        ("CUNIT2", "deg", None),
+        ("RADESYS", "ICRS", None),
+        ("EQUINOX", 2000.0, None),
+        ("BUNIT", "JY/PIXEL", "brightness per pixel"),
+    ]
+    for k, v, c in cards:
+        hdr[k] = (v, c) if c else v
+    if beam is not None:
+        bmaj, bmin, bpa = (float(b) for b in beam)
+        if not (bmaj > 0 and bmin > 0):
+            raise ValueError(f"sky_fits_header: beam FWHMs must be positive radians, got {beam}")
+        hdr["BMAJ"] = (float(np.degrees(bmaj)), "[deg] restoring beam major axis FWHM")
+        hdr["BMIN"] = (float(np.degrees(bmin)), "[deg] restoring beam minor axis FWHM")
+        hdr["BPA"] = (bpa, "[deg] beam position angle, E of N")
+    if frequency_hz is not None:
+        hdr["OBSFREQ"] = (float(frequency_hz), "[Hz] observing frequency")
+    for k, v in (extra or {}).items():
+        key = str(k).upper()
+        hdr[key if len(key) <= 8 else f"HIERARCH {key}"] = v
+    return hdr
+
+
+def write_sky_fits(
+    path: str | os.PathLike,
+    mean: np.ndarray | torch.Tensor,
+    std: np.ndarray | torch.Tensor | None = None,
+    samples: np.ndarray | torch.Tensor | None = None,
+    header: fits.Header | None = None,
+    provenance: dict[str, Any] | None = None,
+    extra: dict[str, np.ndarray | torch.Tensor] | None = None,
+) -> Path:
+    """Write an interferometric reconstruction as a FITS sky image (atomically).
+
+    Args:
+        mean: ``(H, W)`` image **in the operator's layout** (east along ``+column``, Jy/pixel);
+            it is flipped to east-left here (:func:`operator_to_fits_image`).
+        std: optional ``(H, W)`` posterior std (``STD`` HDU), operator layout.
+        samples: optional ``(K, H, W)`` posterior samples (``SAMPLES`` HDU), operator layout.
+        header: :func:`sky_fits_header` (WCS, BUNIT, beam) plus any cards to keep.
+        provenance: ``AI_*`` cards (see :func:`write_fits_image`).
+        extra: more ``(H, W)``/``(K, H, W)`` operator-layout arrays by EXTNAME (e.g. ``DIRTY``).
+    """
+    import warnings
+
+    from astropy.wcs import FITSFixedWarning
+
+    def flip(a):
+        arr = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        return np.asarray(operator_to_fits_image(arr), np.float32)
+
+    m = flip(mean)
+    if m.ndim != 2:
+        raise ValueError(f"{path}: mean must be (H, W), got shape {m.shape}")
+    hdr = header if header is not None else fits.Header()
+    wcs = None
+    if "CTYPE1" in hdr:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(hdr, naxis=2)
+    named = {} if samples is None else {"SAMPLES": flip(samples)}
+    named.update({k: flip(v) for k, v in (extra or {}).items()})
+    out = write_fits_image(path, m, wcs=wcs, header=hdr, std=None if std is None else flip(std), extra=named,
+                           provenance=provenance, unit=str(hdr.get("BUNIT", "JY/PIXEL")))
+    return Path(out)
 
 
 class FITSImages(Dataset):

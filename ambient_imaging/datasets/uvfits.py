@@ -3,13 +3,20 @@
 Conventions (AIPS Memo 117, "Going AIPS"; FITS standard §6 random groups):
 
 * Random parameters ``UU``/``VV``/``WW`` (also ``UU---SIN``, ``UU-L``, ...; matched by prefix)
-  are baseline coordinates in **seconds** (light travel time); astropy applies ``PSCALn``/
+  are baseline coordinates in **seconds** (light travel time) of the baseline **ant1 − ant2**
+  (the position of the first antenna of ``BASELINE`` minus that of the second; pyuvdata and
+  ehtim read files so), and the visibility of the pair is ``V = Σ I exp(+2πi (u l + v m))``
+  with ``l`` east — exactly the :class:`~ambient_imaging.operators.Interferometer`'s
+  convention, so ``u`` and ``vis`` go to the operator unchanged. astropy applies ``PSCALn``/
   ``PZEROn``. ``u [wavelengths] = UU [s] · ν [Hz]``, with ν the frequency of each channel
   (``FREQ`` axis ``CRVAL + (i + 1 - CRPIX)·CDELT`` plus the IF offset of the ``AIPS FQ`` table).
 * ``BASELINE = 256·a1 + a2`` (1-based antennas, ``+ 0.01·(subarray-1)``); when an antenna
   number exceeds 255 the MIRIAD/CASA convention ``2048·a1 + a2 + 65536`` is used. Files with
   ``ANTENNA1``/``ANTENNA2`` parameters are read directly.
 * ``DATE`` parameters (one, or two summed: integer and fractional Julian day) give the time.
+* The writer always adds an ``AIPS AN`` antenna table (station names and ITRF positions; names
+  ``ANT01``… and zero positions are synthesised when the visibilities carry no layout), which
+  ehtim and AIPS need to read the file.
 * The regular axes are ``COMPLEX`` (re, im, weight), ``STOKES``, ``FREQ``, ``IF``, ``RA``, ``DEC``
   in any order. Stokes codes: 1..4 = I, Q, U, V; -1..-4 = RR, LL, RL, LR; -5..-8 = XX, YY, XY, YX.
 * **Weights**: ``w = 1/σ²`` with σ the std of *each* of the real and imaginary parts (the AIPS /
@@ -47,7 +54,7 @@ class Visibilities:
     """Stokes-I visibilities of one observation (one row per uv point).
 
     Attributes:
-        u, v, w: ``(M,)`` baseline coordinates in wavelengths.
+        u, v, w: ``(M,)`` baseline coordinates in wavelengths, ant1 − ant2 (UVFITS convention).
         vis: ``(M,)`` complex visibilities (file units, usually Jy).
         sigma: ``(M,)`` std of the real and of the imaginary part (``weight = 1/σ²``).
         ant1, ant2: ``(M,)`` 1-based antenna numbers.
@@ -106,8 +113,11 @@ class Visibilities:
             kwargs: passed to :class:`Interferometer`.
 
         The operator's image has ``+l`` (east) along ``+column`` and ``+m`` (north) along ``+row``
-        (see :mod:`ambient_imaging.operators.interferometry`); flip the last axis to display or
-        save it east-left like a FITS image with ``CDELT1 < 0``.
+        (see :mod:`ambient_imaging.operators.interferometry`); write it with
+        :func:`ambient_imaging.datasets.fits.write_sky_fits` (east left, ``CDELT1 < 0``).
+        The operator carries the station pairs and time stamps (seconds since the first
+        record), so closure quantities and self-calibration work on it
+        (:mod:`ambient_imaging.interferometry`).
         """
         if (pixel_scale is None) == (fov is None):
             raise ValueError("Visibilities.to_operator: give exactly one of pixel_scale or fov (radians)")
@@ -115,10 +125,28 @@ class Visibilities:
         uv = torch.from_numpy(self.uv.astype(np.float64))
         y = torch.from_numpy(self.vis.astype(np.complex128))
         sig = torch.from_numpy(self.sigma.astype(np.float64)) * math.sqrt(2.0)  # E|ε|² = 2σ²
+        stations = torch.from_numpy(np.stack([self.ant1, self.ant2], 1).astype(np.int64))
+        t = np.asarray(self.time, np.float64)
+        times = torch.from_numpy((t - (t.min() if t.size else 0.0)) * 86400.0)
         if add_conjugates:
             uv, y, sig = torch.cat([uv, -uv]), torch.cat([y, y.conj()]), torch.cat([sig, sig])
+            stations, times = torch.cat([stations, stations.flip(1)]), torch.cat([times, times])
+        if "stations" not in kwargs and not (stations[:, 0] == stations[:, 1]).any():
+            kwargs["stations"], kwargs["times"] = stations, times
+            kwargs.setdefault("station_names", self.station_names())
         op = Interferometer(uv, tuple(image_shape), ps, noise_sigma=sig[None], **kwargs)
         return y[None], op
+
+    def station_names(self) -> dict[int, str]:
+        """``{antenna number: name}`` from the antenna table (``ANTnn`` where unknown)."""
+        names: dict[int, str] = {}
+        if self.antennas and self.antennas.get("names"):
+            nums = self.antennas.get("numbers")
+            nums = np.arange(1, len(self.antennas["names"]) + 1) if nums is None else nums
+            names = {int(k): str(n) for k, n in zip(nums, self.antennas["names"], strict=False)}
+        for a in np.unique(np.concatenate([self.ant1, self.ant2])) if len(self) else []:
+            names.setdefault(int(a), f"ANT{int(a):02d}")
+        return names
 
 
 def encode_baseline(ant1: np.ndarray, ant2: np.ndarray) -> np.ndarray:
@@ -317,8 +345,10 @@ def write_uvfits(
 
     Layout: parameters ``UU``, ``VV``, ``WW`` (seconds), ``BASELINE``, ``DATE`` (integer JD),
     ``DATE`` (fraction); axes ``COMPLEX`` (re, im, weight = 1/σ²), ``STOKES`` (I), ``FREQ`` (one
-    channel at ``ref_frequency``), ``IF`` (1), ``RA``, ``DEC``; plus an ``AIPS AN`` table when
-    ``vis.antennas`` is set. Every point must be at ``ref_frequency`` (one channel).
+    channel at ``ref_frequency``), ``IF`` (1), ``RA``, ``DEC``; plus an ``AIPS AN`` table (from
+    ``vis.antennas``, or synthesised: ``ANTnn`` names at zero positions for every antenna number
+    used). ``UU, VV, WW = (u, v, w) / ν`` are ant1 − ant2 in seconds. Every point must be at
+    ``ref_frequency`` (one channel).
     """
     path = Path(path)
     n = len(vis)
@@ -354,9 +384,17 @@ def write_uvfits(
     h["DATE-OBS"] = _jd_to_date(float(jd.min()))
     for line in history:
         h.add_history(str(line))
-    hdus = [hdu]
-    if vis.antennas is not None and vis.antennas.get("names"):
-        hdus.append(_antenna_table(vis.antennas, f0, telescope))
+    antennas = vis.antennas
+    if antennas is None or not antennas.get("names"):
+        names = vis.station_names()
+        antennas = {"names": list(names.values()), "numbers": np.asarray(list(names.keys()), np.int64),
+                    "xyz": None}
+    used = set(np.unique(np.concatenate([vis.ant1, vis.ant2])).tolist())
+    nums = antennas.get("numbers")
+    known = set(range(1, len(antennas["names"]) + 1)) if nums is None else {int(k) for k in nums}
+    if not used <= known:
+        raise ValueError(f"{path}: antenna numbers {sorted(used - known)} are not in the antenna table")
+    hdus = [hdu, _antenna_table(antennas, f0, telescope)]
     with atomic_path(path, suffix=".uvfits") as tmp:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)
     return path
@@ -373,7 +411,8 @@ def _antenna_table(antennas: dict[str, Any], f0: float, telescope: str) -> fits.
     n = len(names)
     xyz = antennas.get("xyz")
     xyz = np.zeros((n, 3)) if xyz is None else np.asarray(xyz, np.float64)
-    nums = np.asarray(antennas.get("numbers", np.arange(1, n + 1)), np.int32)
+    nums = antennas.get("numbers")
+    nums = np.asarray(np.arange(1, n + 1) if nums is None else nums, np.int32)
     cols = [
         fits.Column("ANNAME", "8A", array=np.array(names)),
         fits.Column("STABXYZ", "3D", unit="METERS", array=xyz),
@@ -403,7 +442,7 @@ def simulate_observation(
     image: Tensor | np.ndarray,
     pixel_scale: float,
     coverage: Any,
-    noise_sigma: float,
+    noise_sigma: float | np.ndarray,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     source: str = "SIM",
@@ -417,7 +456,9 @@ def simulate_observation(
         image: sky brightness per pixel (Jy/pixel).
         pixel_scale: pixel size in radians.
         coverage: a :class:`~ambient_imaging.operators.UVCoverage` (``earth_rotation_uv``).
-        noise_sigma: std of the real and of the imaginary part of each visibility (Jy).
+        noise_sigma: std of the real and of the imaginary part of each visibility (Jy): a number
+            or an ``(M,)`` array (e.g. from station SEFDs,
+            :func:`ambient_imaging.interferometry.simulate.thermal_sigma`).
         layout: the :class:`~ambient_imaging.operators.ArrayLayout` (writes antenna names/positions).
         generator / seed: noise randomness (``seed`` makes a fresh generator; give at most one).
     Returns:
@@ -426,7 +467,8 @@ def simulate_observation(
     x = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image).to(torch.float64)
     if x.ndim != 2:
         raise ValueError(f"simulate_observation: image must be (H, W), got shape {tuple(x.shape)}")
-    if not noise_sigma > 0:
+    sig_np = np.asarray(noise_sigma, np.float64)
+    if sig_np.ndim > 1 or not (np.isfinite(sig_np).all() and (sig_np > 0).all()):
         raise ValueError(f"simulate_observation: noise_sigma must be > 0 (weights are 1/σ²), got {noise_sigma}")
     if seed is not None:
         if generator is not None:
@@ -435,18 +477,22 @@ def simulate_observation(
     uv = coverage.uv.to(torch.float64)
     op = Interferometer(uv, tuple(x.shape), float(pixel_scale))
     clean = op.forward(x[None, None])[0]
-    noise = torch.randn(uv.shape[0], 2, generator=generator, dtype=torch.float64) * float(noise_sigma)
+    m = uv.shape[0]
+    if sig_np.ndim == 1 and sig_np.shape[0] != m:
+        raise ValueError(f"simulate_observation: noise_sigma has {sig_np.shape[0]} entries for {m} visibilities")
+    sig_t = torch.from_numpy(np.broadcast_to(sig_np, (m,)).copy())
+    noise = torch.randn(m, 2, generator=generator, dtype=torch.float64) * sig_t[:, None]
     y = (clean + torch.complex(noise[:, 0], noise[:, 1])).numpy()
     f0 = float(coverage.frequency_hz)
     pairs = coverage.pairs.numpy().astype(np.int64)
     hours = coverage.hour_angle_h.numpy().astype(np.float64)
     antennas = None
     if layout is not None:
-        antennas = {"names": list(layout.stations), "xyz": np.asarray(layout.xyz)}
-    m = uv.shape[0]
+        antennas = {"names": list(layout.stations), "xyz": np.asarray(layout.xyz),
+                    "numbers": np.arange(1, len(layout.stations) + 1)}
     return Visibilities(
         u=uv[:, 0].numpy().copy(), v=uv[:, 1].numpy().copy(), w=coverage.w.numpy().astype(np.float64),
-        vis=y.astype(np.complex128), sigma=np.full(m, float(noise_sigma)), ant1=pairs[:, 0] + 1,
+        vis=y.astype(np.complex128), sigma=sig_t.numpy().copy(), ant1=pairs[:, 0] + 1,
         ant2=pairs[:, 1] + 1, time=start_jd + (hours - hours.min()) / 24.0 * 0.9972695663,
         frequency=np.full(m, f0), ref_frequency=f0, source=source, ra_deg=ra_deg,
         dec_deg=float(coverage.declination_deg), antennas=antennas,

@@ -1,22 +1,33 @@
 """Radio-interferometric measurement operators: visibilities of a sky image.
 
-Convention (shared by :class:`Interferometer`, :class:`GriddedInterferometer`
-and :mod:`ambient_imaging.operators.nufft`)::
+Convention (shared by :class:`Interferometer`, :class:`GriddedInterferometer`,
+:func:`~ambient_imaging.operators.earth_rotation_uv` and the UVFITS reader/writer;
+it is ehtim's, and that of AIPS/UVFITS files)::
 
-    V(u, v) = Σ_{pixels} I(l, m) · exp(-2πi (u l + v m))
+    V(u, v) = Σ_{pixels} I(l, m) · exp(+2πi (u l + v m)),    (u, v, w) = (x_ant1 − x_ant2) / λ
 
-* ``(u, v)`` are baseline coordinates in **wavelengths**; ``uv[..., 0] = u``,
-  ``uv[..., 1] = v``.
-* ``l`` runs along x (image columns, the last axis W), ``m`` along y (rows,
-  axis H). Pixel ``(i, j)`` sits at ``l = (j - W//2)·Δ``, ``m = (i - H//2)·Δ``
-  with ``Δ = pixel_scale`` in radians, so the pixel ``(H//2, W//2)`` is the
-  phase centre.
-* **No axis flip.** ``l`` increases with the column index. The astronomical
-  display convention (East to the left, i.e. ``l`` increasing to the left) is
-  a display matter: flip the image's last axis (``x.flip(-1)``) when reading or
-  writing FITS images whose RA axis increases leftwards.
+* ``(u, v)`` are baseline coordinates in **wavelengths** for the station pair
+  ``(ant1, ant2)``, measured as **ant1 − ant2** (UVFITS ``UU``/``VV`` times the
+  frequency, pyuvdata/ehtim convention); ``uv[..., 0] = u``, ``uv[..., 1] = v``.
+* ``l`` is the offset towards **east** (increasing right ascension), ``m``
+  towards **north**. ``l`` runs along x (image columns, the last axis W),
+  ``m`` along y (rows, axis H). Pixel ``(i, j)`` sits at
+  ``l = (j - W//2)·Δ``, ``m = (i - H//2)·Δ`` with ``Δ = pixel_scale`` in
+  radians, so the pixel ``(H//2, W//2)`` is the phase centre.
+* **The operator image has east to the right** (``+l`` along ``+column``) and
+  north up when row 0 is drawn at the bottom. Sky images in FITS files have
+  east to the left (``CDELT1 < 0``): use
+  :func:`ambient_imaging.datasets.fits.operator_to_fits_image` /
+  :func:`~ambient_imaging.datasets.fits.fits_to_operator_image` (a flip of the
+  last axis) together with
+  :func:`~ambient_imaging.datasets.fits.sky_fits_header`, which sets the
+  reference pixel of the flipped array.
 * The sum is un-normalised (no ``1/N``), so on grid points ``u = k/(WΔ)`` the
-  NUFFT path equals the centred FFT of the gridded path exactly.
+  NUFFT path equals the gridded path exactly.
+
+For a real sky ``V(−u, −v) = conj V(u, v)``: the opposite uv sign convention
+(ant2 − ant1 with ``exp(−2πi …)``) describes the same data; mixing the two
+mirrors the image through the phase centre.
 
 The sky is small (the 2-D, narrow-field approximation: the ``w`` term and
 primary beam are ignored; multiply the image by a beam model yourself).
@@ -104,6 +115,12 @@ class Interferometer(SubsamplingOperator):
             on GPUs), ``"torch"`` (any device) or ``"finufft"`` (CPU only); all
             are differentiable and agree to the NUFFT tolerance, see :mod:`.nufft`.
         eps: NUFFT tolerance (default 1e-12 in double, 1e-6 in single precision).
+        stations: optional ``(M, 2)`` integer station numbers ``(ant1, ant2)`` of each row
+            (UVFITS numbering; ``uv`` is ant1 − ant2). Needed for closure quantities and
+            station-gain calibration (:mod:`ambient_imaging.interferometry`).
+        times: optional ``(M,)`` float64 time stamps in seconds (rows with equal times form
+            one integration).
+        station_names: optional names, indexed by station number (``{number: name}``).
 
     Shapes: images ``(B, 1, H, W)`` (real, or complex when ``real_image=False``),
     visibilities ``(B, M)`` complex, zero at invalid rows. The rows that
@@ -127,6 +144,9 @@ class Interferometer(SubsamplingOperator):
         protect_shortest: int | float | None = None,
         backend: str = "auto",
         eps: float | None = None,
+        stations: Tensor | None = None,
+        times: Tensor | None = None,
+        station_names: dict[int, str] | None = None,
     ):
         uv = _as_uv(uv)
         if len(image_shape) != 2 or min(int(s) for s in image_shape) < 1:
@@ -176,6 +196,8 @@ class Interferometer(SubsamplingOperator):
                 )
         self.protect_shortest = protect_shortest
         self._plans: dict = {}
+        self.stations, self.times = _check_rows_meta(stations, times, m)
+        self.station_names = dict(station_names) if station_names else None
 
     # ---- validation helpers ------------------------------------------------------------
     @staticmethod
@@ -219,8 +241,9 @@ class Interferometer(SubsamplingOperator):
         return self.uv.shape[1]
 
     def _points(self, dtype: torch.dtype) -> Tensor:
-        """uv in cycles per pixel, ``f = u Δ`` (the NUFFT's frequencies)."""
-        return (self.uv.to(torch.float64) * self.pixel_scale).to(real_dtype_like(dtype))
+        """The NUFFT's frequencies ``f = −u Δ`` (cycles per pixel): the NUFFT's type 2 is
+        ``Σ x exp(−2πi f·n)``, the operator's kernel ``exp(+2πi u·l)``."""
+        return (self.uv.to(torch.float64) * (-self.pixel_scale)).to(real_dtype_like(dtype))
 
     def _backend(self, device: torch.device) -> str:
         """The NUFFT backend used for tensors on ``device`` (resolves ``"auto"``)."""
@@ -445,13 +468,39 @@ class Interferometer(SubsamplingOperator):
                 t = t.reshape(-1, 1) if t.ndim <= 1 else t
                 parts.append(torch.broadcast_to(t, (o.batch_size, o.n_vis)))
             sigma = torch.cat(parts)
-        return first._replace(uv=uv, mask=mask, noise_sigma=sigma)
+        new = first._replace(uv=uv, mask=mask, noise_sigma=sigma)
+        same = all(
+            o.stations is not None and o.times is not None and first.stations is not None and first.times is not None
+            and torch.equal(o.stations, first.stations) and torch.equal(o.times, first.times)
+            for o in ops
+        )
+        if not same:
+            new.stations, new.times = None, None
+        return new
 
     def __repr__(self) -> str:
         return (
             f"Interferometer(batch={self.batch_size}, M={self.n_vis}, image_shape={self.image_shape}, "
             f"pixel_scale={self.pixel_scale:.4g} rad, backend={self.backend!r})"
         )
+
+
+def _check_rows_meta(stations: Tensor | None, times: Tensor | None, m: int) -> tuple[Tensor | None, Tensor | None]:
+    """Validate the per-row station pairs ``(M, 2)`` and time stamps ``(M,)`` (both or neither)."""
+    if (stations is None) != (times is None):
+        raise ValueError("Interferometer: give stations and times together (closure quantities need both)")
+    if stations is None:
+        return None, None
+    st = torch.as_tensor(stations)
+    tt = torch.as_tensor(times)
+    if st.shape != (m, 2) or st.is_floating_point() or st.is_complex():
+        raise ValueError(f"Interferometer: stations must be an integer tensor of shape ({m}, 2), got "
+                         f"{tuple(st.shape)} {st.dtype}")
+    if tt.shape != (m,) or not torch.isfinite(tt.to(torch.float64)).all():
+        raise ValueError(f"Interferometer: times must be a finite tensor of shape ({m},), got {tuple(tt.shape)}")
+    if (st[:, 0] == st[:, 1]).any():
+        raise ValueError("Interferometer: stations holds auto-correlations (ant1 == ant2); drop them first")
+    return st.long().cpu(), tt.to(torch.float64).cpu()
 
 
 def _add_conjugate_cells(mask: Tensor, sigma: float | Tensor) -> tuple[Tensor, float | Tensor]:
@@ -474,8 +523,8 @@ def _add_conjugate_cells(mask: Tensor, sigma: float | Tensor) -> tuple[Tensor, f
 class GriddedInterferometer(SubsamplingOperator):
     """FFT fast path: visibilities on the ``H×W`` uv grid, ``y = M ⊙ F_c x + ε``.
 
-    ``F_c`` is the centred, un-normalised 2-D DFT
-    ``Y[k_v, k_u] = Σ x[i, j] exp(-2πi (k_u (j-W//2)/W + k_v (i-H//2)/H))`` with the
+    ``F_c`` is the centred, un-normalised 2-D DFT with the operator's sign
+    ``Y[k_v, k_u] = Σ x[i, j] exp(+2πi (k_u (j-W//2)/W + k_v (i-H//2)/H))`` with the
     zero frequency at index ``(H//2, W//2)``; cell ``(r, c)`` is the uv point
     ``u = (c - W//2)/(WΔ)``, ``v = (r - H//2)/(HΔ)``, where :class:`Interferometer`
     gives exactly the same value.
@@ -534,14 +583,14 @@ class GriddedInterferometer(SubsamplingOperator):
     def forward(self, x: Tensor) -> Tensor:
         x = _complex_image(x, "x", "GriddedInterferometer", self.image_shape)
         self._check_input(x)
-        y = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1))), dim=(-2, -1))
+        h, w = self.image_shape
+        y = torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(x, dim=(-2, -1))), dim=(-2, -1)) * (h * w)
         return y * self._m(y)
 
     def adjoint(self, y: Tensor) -> Tensor:
         y = self._check_grid(y)
-        h, w = self.image_shape
         z = torch.fft.ifftshift(y * self._m(y), dim=(-2, -1))
-        x = torch.fft.fftshift(torch.fft.ifft2(z), dim=(-2, -1)) * (h * w)
+        x = torch.fft.fftshift(torch.fft.fft2(z), dim=(-2, -1))
         return x.real if self.real_image else x
 
     def _check_grid(self, y: Tensor, name: str = "y") -> Tensor:

@@ -17,6 +17,12 @@ where ``(Bx, By, Bz)`` is the baseline in the equatorial frame (X towards
 angle of the source. The ``hour_angle_range_h`` argument is the hour angle at
 the array's mean longitude (the source transits the array centre at 0 h), so
 the track does not depend on the source's right ascension.
+
+**Sign convention.** The baseline of the station pair ``(i, j)`` (``i < j``,
+``ant1 = i + 1``, ``ant2 = j + 1`` in UVFITS numbering) is ``x_i − x_j``
+(ant1 − ant2), as in UVFITS files, pyuvdata and ehtim; with the operator's
+kernel ``exp(+2πi (u l + v m))`` (see :mod:`.interferometry`) a source east of
+the phase centre (``l > 0``) is imaged east.
 """
 
 from __future__ import annotations
@@ -134,9 +140,10 @@ class ArrayLayout:
         return float(geodetic_from_ecef(self.xyz.mean(axis=0, keepdims=True))[1][0])
 
     def baselines(self) -> tuple[np.ndarray, np.ndarray]:
-        """Station pairs ``(K, 2)`` with ``i < j`` and baseline vectors ``x_j - x_i`` ``(K, 3)`` in metres."""
+        """Station pairs ``(K, 2)`` with ``i < j`` and baseline vectors ``x_i - x_j`` (ant1 − ant2, the
+        UVFITS convention) ``(K, 3)`` in metres."""
         i, j = np.triu_indices(self.n_stations, k=1)
-        return np.stack([i, j], axis=1), self.xyz[j] - self.xyz[i]
+        return np.stack([i, j], axis=1), self.xyz[i] - self.xyz[j]
 
     @property
     def max_baseline_m(self) -> float:
@@ -243,8 +250,8 @@ class UVCoverage:
     Attributes:
         uv: ``(M, 2)`` float64 tensor, ``(u, v)`` in wavelengths.
         w: ``(M,)`` w coordinate in wavelengths.
-        pairs: ``(M, 2)`` long station indices ``(i, j)``; the baseline is ``x_j - x_i``
-            (conjugate points, if included, have the pair swapped).
+        pairs: ``(M, 2)`` long station indices ``(i, j)`` (0-based); the baseline is ``x_i - x_j``
+            (ant1 − ant2, the UVFITS convention; conjugate points, if included, have the pair swapped).
         hour_angle_h: ``(M,)`` hour angle (at the array centre) of each sample.
         time_index: ``(M,)`` index of the time sample.
         frequency_hz, declination_deg: the observation.
@@ -283,6 +290,10 @@ class UVCoverage:
         """An :class:`Interferometer` for this coverage (``pixel_scale`` defaults to
         :meth:`nyquist_pixel_scale`; other keyword arguments are passed on)."""
         ps = self.nyquist_pixel_scale() if pixel_scale is None else pixel_scale
+        if "stations" not in kwargs and self.pairs.numel():
+            kwargs["stations"] = self.pairs + 1  # 1-based, as in UVFITS
+            kwargs["times"] = self.hour_angle_h.to(torch.float64) * 3600.0
+            kwargs.setdefault("station_names", {i + 1: n for i, n in enumerate(self.stations)})
         return Interferometer(self.uv, image_shape, ps, **kwargs)
 
 

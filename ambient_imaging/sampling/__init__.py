@@ -15,7 +15,19 @@ from .denoiser import ConditionedDenoiser, Denoiser, Reconstruction, repeat_oper
 from .dps import ADPS, DPS
 from .mmps import MMPS
 from .onestep import OneStep
+from .likelihoods import (
+    LIKELIHOODS,
+    AmplitudeLikelihood,
+    ClosurePhaseLikelihood,
+    Likelihood,
+    LogClosureAmplitudeLikelihood,
+    VisibilityLikelihood,
+    chi2_report,
+    make_likelihoods,
+    parse_data_terms,
+)
 from .posterior import PosteriorSampler, expand_measurements, noise_variance
+from .rml import RML, fit_warnings, rml_from_options
 from .schedule import edm_sigmas, image_noise
 from .unconditional import EDMSampler, FixedMaskSampler, TruncatedSampler, edm_loop
 
@@ -48,4 +60,16 @@ __all__ = [
     "expand_measurements",
     "noise_variance",
     "repeat_operator",
+    "RML",
+    "fit_warnings",
+    "rml_from_options",
+    "Likelihood",
+    "VisibilityLikelihood",
+    "AmplitudeLikelihood",
+    "ClosurePhaseLikelihood",
+    "LogClosureAmplitudeLikelihood",
+    "LIKELIHOODS",
+    "make_likelihoods",
+    "parse_data_terms",
+    "chi2_report",
 ]

@@ -1,0 +1,243 @@
+"""Interferometric likelihoods as objects: complex visibilities, amplitudes, closure phases and
+log closure amplitudes, each with a differentiable ``loss(x)`` and ehtim's reduced ``chi2(x)``.
+
+All take one measurement ``y`` ``(1, M)`` and its :class:`~ambient_imaging.operators.Interferometer`
+(per-visibility noise; ``stations``/``times`` for closures) and evaluate images ``x`` ``(K, 1, H, W)``
+(K samples, e.g. a posterior batch), returning ``(K,)``. ``σ`` below is the std of the real and
+of the imaginary part of a visibility (UVFITS/ehtim), ``σ = noise_sigma / √2``.
+
+========  ==========================================  ====================================
+name      reduced χ² (ehtim ``imager_utils``)          ``loss`` = negative log-likelihood
+========  ==========================================  ====================================
+vis       ``Σ |V − g_i ḡ_j A x|² / σ² / (2N)``        ``N · χ²``
+amp       ``Σ (|V|_deb − |g_i g_j| |A x|)² / σ² / N``  ``N χ² / 2``
+cphase    ``(2/N) Σ (1 − cos(ψ − ψ_x)) / σ_ψ²``       ``N χ² / 2``
+logcamp   ``(1/N) Σ ((l − l_x) / σ_l)²``              ``N χ² / 2``
+========  ==========================================  ====================================
+
+``|V|_deb`` are debiased amplitudes (ehtim's ``amp_debias``); closure quantities and their σ's
+come from :func:`ambient_imaging.interferometry.closure_data`. Station gains ``g`` (from
+self-calibration) enter the visibility and amplitude terms through ``gains``.
+For noise-only residuals every χ² is ≈ 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ambient_imaging.interferometry.closures import ClosureData, closure_data, component_sigma, debias_amplitudes
+from ambient_imaging.interferometry.gains import StationGains
+
+__all__ = [
+    "Likelihood",
+    "VisibilityLikelihood",
+    "AmplitudeLikelihood",
+    "ClosurePhaseLikelihood",
+    "LogClosureAmplitudeLikelihood",
+    "LIKELIHOODS",
+    "make_likelihoods",
+    "parse_data_terms",
+    "chi2_report",
+]
+
+
+class Likelihood:
+    """Base class: ``loss(x)`` (negative log-likelihood, differentiable) and ``chi2(x)`` per sample."""
+
+    name = "base"
+
+    def __init__(self, y: Tensor, op):
+        if y.ndim != 2 or y.shape[0] != 1:
+            raise ValueError(f"{type(self).__name__}: one measurement at a time, y must be (1, M), got "
+                             f"{tuple(y.shape)}")
+        if op.batch_size != 1:
+            raise ValueError(f"{type(self).__name__}: the operator must hold one measurement (batch 1)")
+        self.y = y.to(torch.complex128)
+        self.op = op
+        self.valid = op.mask[0].to(y.device)
+        self.sigma = component_sigma(op).to(y.device)[0].expand(y.shape[1])
+
+    @property
+    def n_data(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def model(self, x: Tensor) -> Tensor:
+        """Model visibilities ``(K, M)`` of images ``(K, 1, H, W)``."""
+        return self.op.forward(x)
+
+    def chi2(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Negative log-likelihood (up to a constant) ``(K,)``; its gradient drives RML and DPS."""
+        return 0.5 * self.n_data * self.chi2(x)
+
+
+class VisibilityLikelihood(Likelihood):
+    """Complex visibilities, optionally with station gains ``g`` applied to the model."""
+
+    name = "vis"
+
+    def __init__(self, y: Tensor, op, gains: StationGains | None = None):
+        super().__init__(y, op)
+        self.gains = gains
+
+    @property
+    def n_data(self) -> int:
+        return int(self.valid.sum())
+
+    def _factor(self) -> Tensor | None:
+        return None if self.gains is None else self.gains.factor().to(self.y.device)
+
+    def chi2(self, x: Tensor) -> Tensor:
+        v = self.model(x)
+        f = self._factor()
+        if f is not None:
+            v = v * f
+        r = ((self.y - v).abs() / self.sigma.clamp_min(1e-300)) ** 2
+        return (r * self.valid).sum(-1) / (2 * max(self.n_data, 1))
+
+    def loss(self, x: Tensor) -> Tensor:
+        return self.n_data * self.chi2(x)
+
+
+class AmplitudeLikelihood(Likelihood):
+    """Visibility amplitudes (debiased as ehtim does), optionally with amplitude gains."""
+
+    name = "amp"
+
+    def __init__(self, y: Tensor, op, debias: bool = True, gains: StationGains | None = None):
+        super().__init__(y, op)
+        a = self.y[0].abs()
+        self.amp = debias_amplitudes(a, self.sigma) if debias else a
+        self.gains = gains
+
+    @property
+    def n_data(self) -> int:
+        return int(self.valid.sum())
+
+    def chi2(self, x: Tensor) -> Tensor:
+        a = self.model(x).abs()
+        if self.gains is not None:
+            a = a * self.gains.factor().abs().to(a.device)
+        r = ((self.amp - a) / self.sigma.clamp_min(1e-300)) ** 2
+        return (r * self.valid).sum(-1) / max(self.n_data, 1)
+
+
+class _ClosureLikelihood(Likelihood):
+    def __init__(self, y: Tensor, op, data: ClosureData | None = None, debias: bool = True,
+                 avg_time: float | None = None, snrcut: float = 0.0):
+        super().__init__(y, op)
+        self.data = data if data is not None else closure_data(y, op, debias=debias, avg_time=avg_time,
+                                                                snrcut=snrcut)
+
+
+class ClosurePhaseLikelihood(_ClosureLikelihood):
+    """Closure phases of a non-redundant set of triangles per integration (gain invariant)."""
+
+    name = "cphase"
+
+    @property
+    def n_data(self) -> int:
+        return int(self.data.cphase.numel())
+
+    def chi2(self, x: Tensor) -> Tensor:
+        if self.n_data == 0:
+            raise ValueError("no closure phases: need integrations with >= 3 stations")
+        d = self.data
+        psi = d.index.model_cphase(self.model(x), d.cphase_weight.to(x.device))
+        dev = d.cphase.to(psi.device)
+        sig = d.cphase_sigma.to(psi.device)
+        return (2.0 / self.n_data) * ((1.0 - torch.cos(dev - psi)) / sig**2).sum(-1)
+
+
+class LogClosureAmplitudeLikelihood(_ClosureLikelihood):
+    """Log closure amplitudes of a non-redundant set of quadrangles per integration (gain invariant)."""
+
+    name = "logcamp"
+
+    @property
+    def n_data(self) -> int:
+        return int(self.data.logcamp.numel())
+
+    def chi2(self, x: Tensor) -> Tensor:
+        if self.n_data == 0:
+            raise ValueError("no log closure amplitudes: need integrations with >= 4 stations")
+        d = self.data
+        lc = d.index.model_logcamp(self.model(x), d.logcamp_weight.to(x.device))
+        return (((d.logcamp.to(lc.device) - lc) / d.logcamp_sigma.to(lc.device)) ** 2).sum(-1) / self.n_data
+
+
+LIKELIHOODS = {
+    "vis": VisibilityLikelihood,
+    "amp": AmplitudeLikelihood,
+    "cphase": ClosurePhaseLikelihood,
+    "logcamp": LogClosureAmplitudeLikelihood,
+}
+
+
+def parse_data_terms(spec: str | dict[str, float] | None, default: str = "cphase,logcamp") -> dict[str, float]:
+    """``"cphase,logcamp,amp:0.2"`` or ``{"cphase": 1, ...}`` → ``{name: weight}`` (weight 1 unless given)."""
+    if spec is None:
+        spec = default
+    if isinstance(spec, dict):
+        terms = {str(k).strip().lower(): float(v) for k, v in spec.items()}
+    else:
+        terms = {}
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, _, w = part.partition(":") if ":" in part else part.partition("=")
+            try:
+                terms[name.strip().lower()] = float(w) if w else 1.0
+            except ValueError as err:
+                raise ValueError(f"data term {part!r}: the weight must be a number (e.g. amp:0.2)") from err
+    unknown = sorted(set(terms) - set(LIKELIHOODS))
+    if unknown or not terms:
+        raise ValueError(f"unknown data terms {unknown or spec!r}; choose from {', '.join(LIKELIHOODS)}")
+    for k, w in terms.items():
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"data term {k}: weight must be >= 0, got {w}")
+    return terms
+
+
+def make_likelihoods(y: Tensor, op, terms, gains: StationGains | None = None, debias: bool = True,
+                     avg_time: float | None = None, snrcut: float = 0.0) -> dict[str, Likelihood]:
+    """One likelihood per data term (``terms``: names or :func:`parse_data_terms` input)."""
+    names = parse_data_terms(terms) if not isinstance(terms, (list, tuple)) else {t: 1.0 for t in terms}
+    out: dict[str, Likelihood] = {}
+    cdata = None
+    for n in names:
+        if n == "vis":
+            out[n] = VisibilityLikelihood(y, op, gains)
+        elif n == "amp":
+            out[n] = AmplitudeLikelihood(y, op, debias, gains)
+        else:
+            if cdata is None:
+                cdata = closure_data(y, op, debias=debias, avg_time=avg_time, snrcut=snrcut)
+            out[n] = LIKELIHOODS[n](y, op, data=cdata)
+    return out
+
+
+def chi2_report(x: Tensor, y: Tensor, op, gains: StationGains | None = None, debias: bool = True,
+                avg_time: float | None = None) -> dict[str, float]:
+    """Reduced χ² of image ``x`` ``(1, 1, H, W)`` for every data product that applies:
+    ``{"chi2_vis", "chi2_amp"[, "chi2_cphase", "chi2_logcamp"]}`` (closures need stations/times
+    on the operator and enough stations per integration)."""
+    terms = ["vis", "amp"]
+    closures = getattr(op, "stations", None) is not None
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for name, lk in make_likelihoods(y, op, terms, gains, debias).items():
+            out[f"chi2_{name}"] = float(lk.chi2(x)[0])
+        if closures:
+            cdata = closure_data(y, op, debias=debias, avg_time=avg_time)
+            for cls in (ClosurePhaseLikelihood, LogClosureAmplitudeLikelihood):
+                lk = cls(y, op, data=cdata)
+                if lk.n_data:
+                    out[f"chi2_{lk.name}"] = float(lk.chi2(x)[0])
+    return out
