@@ -7,8 +7,9 @@
    fully sampled and kept for scoring only);
 2. trains a small ambient prior on the undersampled training k-space only, for a
    bounded wall-clock budget (``--minutes``, 15 by default; a GPU when present);
-3. reconstructs the held-out slices at R=4 with the default posterior sampler
-   (MMPS) and with the zero-filled and L1-wavelet baselines;
+3. reconstructs the held-out slices at R=4 with the prior's default posterior
+   sampler (A-DPS for an ambient prior) and with the zero-filled and L1-wavelet baselines,
+   through the same reconstruction layer as ``ambient-imaging reconstruct``;
 4. prints a table (PSNR/SSIM/NMSE, seconds per slice) and writes NetCDF
    outputs, metrics JSON/CSV and a comparison figure into one folder.
 
@@ -29,8 +30,8 @@ from typing import Any
 
 __all__ = ["QuickstartConfig", "run_quickstart"]
 
-#: the reconstruction methods of the table, in order (the CLI names)
-METHODS = ("zero-filled", "l1-wavelet", "mmps")
+#: the reconstruction methods of the table, in order (CLI names; "prior": the prior's default sampler)
+METHODS = ("zero-filled", "l1-wavelet", "prior")
 
 
 @dataclass
@@ -134,37 +135,38 @@ def _train(cfg: QuickstartConfig, data_dir: Path, run_dir: Path) -> None:
 
 
 def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: Path) -> None:
-    from ambient_imaging.cli import main as cli
+    """Reconstruct the held-out files with each method (the library's reconstruction app, as the CLI does)."""
+    from ambient_imaging.devices import resolve_device
+    from ambient_imaging.reconstruction import POSTERIOR, ReconstructOptions, default_method_name, reconstruct_path
+    from ambient_imaging.training import load_prior
 
     val = data_dir / "val"
     files = sorted(val.glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"{val}: no held-out files (was the data build interrupted? delete {data_dir})")
+    device = resolve_device(cfg.device)
+    prior = load_prior(run_dir, device)
+    slices = None
+    if cfg.max_slices:
+        slices = "0" if cfg.max_slices == 1 else f"0-{cfg.max_slices - 1}"
     for i, method in enumerate(cfg.methods):
-        target = results / method
+        name = default_method_name(prior) if method == "prior" else method
+        target = results / ("prior-" + name if method == "prior" else method)
         if target.is_dir() and len(list(target.glob("*.metrics.json"))) >= len(files):
-            _say(f"3/4 reconstruct [{method}]: done already")
+            _say(f"3/4 reconstruct [{name}]: done already")
             continue
-        _say(f"3/4 reconstruct [{method}] ({i + 1}/{len(cfg.methods)}) held-out slices at R={cfg.acceleration:g}")
-        target.mkdir(parents=True, exist_ok=True)
-        argv = ["reconstruct", "--data", str(val), "--out", str(target), "--sampler", method,
-                "--acceleration", str(cfg.acceleration), "--mask-seed", str(cfg.seed), "--seed", str(cfg.seed)]
-        if method not in ("zero-filled", "l1-wavelet", "sense"):
-            argv += ["--prior", str(run_dir), "--samples", str(cfg.samples)]
-            if cfg.sampler_steps:
-                argv += ["--steps", str(cfg.sampler_steps)]
-        if cfg.max_slices:
-            argv += ["--slices", "0" if cfg.max_slices == 1 else f"0-{cfg.max_slices - 1}"]
-        if cfg.device:
-            argv += ["--device", cfg.device]
-        code = cli(argv)
-        if code:
-            raise QuickstartError(f"quickstart: `ambient-imaging {' '.join(argv)}` failed (exit {code}); "
-                                  "its error is printed above")
+        _say(f"3/4 reconstruct [{name}] ({i + 1}/{len(cfg.methods)}) held-out slices at R={cfg.acceleration:g}")
+        uses_prior = name in POSTERIOR
+        opts = ReconstructOptions(method=name, samples=cfg.samples if uses_prior else 1, steps=cfg.sampler_steps,
+                                  acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed, slices=slices)
+        try:
+            reconstruct_path(val, target, prior if uses_prior else None, opts, device=device, say=_say)
+        except (ValueError, FileNotFoundError, TypeError) as err:
+            raise QuickstartError(f"quickstart: reconstructing with {name} failed: {err}") from err
 
 
 class QuickstartError(RuntimeError):
-    """A step of the quickstart (a CLI command it runs) failed; that command printed why."""
+    """A step of the quickstart failed (the message says which and why)."""
 
 
 def _table(results: Path) -> list[dict[str, Any]]:
@@ -208,9 +210,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     _train(cfg, data_dir, run_dir)
     _reconstruct(cfg, data_dir, run_dir, results)
     _say("4/4 evaluate: table and figure")
-    from ambient_imaging.cli import main as cli
+    from ambient_imaging.reconstruction import collect_metrics, comparison_figure, write_csv
 
-    cli(["evaluate", str(results), "--out", str(results / "metrics.csv")])
+    write_csv(results / "metrics.csv", collect_metrics(results))
+    comparison_figure(results, results / "metrics.png")
     rows = _table(results)
     text = format_table(rows)
     (out / "table.md").write_text(

@@ -47,6 +47,7 @@ def reconstruction_dataset(
     pixel_spacing: tuple[float, float] | float | None = None,
     pixel_spacing_mm: tuple[float, float] | float | None = None,
     wcs: Any = None,
+    extra: dict[str, Tensor | np.ndarray] | None = None,
     **meta: Any,
 ) -> xr.Dataset:
     """Posterior samples and their statistics as an ``xarray.Dataset`` with dims ``(sample, slice, y, x)``.
@@ -59,6 +60,7 @@ def reconstruction_dataset(
         pixel_spacing (alias ``pixel_spacing_mm``): ``(dy, dx)`` in mm (or one float): adds
             ``y_mm`` / ``x_mm`` coordinates centred on the image.
         wcs: an ``astropy.wcs.WCS`` for sky images: its header is stored as the ``wcs`` attribute.
+        extra: more ``(S, H, W)`` images stored like ``mean`` (e.g. ``zero_filled``, ``mask``).
         meta: provenance attributes (``command``, ``prior``, ``sampler``, ``steps``, ...);
             ``tool_version`` and ``date`` are filled in.
     """
@@ -90,6 +92,11 @@ def reconstruction_dataset(
         if ref.shape != (n_sl, h, w):
             raise ValueError(f"reconstruction_dataset: reference must be (S, H, W)=({n_sl}, {h}, {w}), got {ref.shape}")
         arrays.append(("reference", ref, _DIMS[1:]))
+    for name, val in (extra or {}).items():
+        arr = _np(val)
+        if arr.shape != (n_sl, h, w):
+            raise ValueError(f"reconstruction_dataset: {name} must be (S, H, W)=({n_sl}, {h}, {w}), got {arr.shape}")
+        arrays.append((name, arr, _DIMS[1:]))
     for name, arr, dims in arrays:
         if np.iscomplexobj(arr):
             data_vars[f"{name}_real"] = (dims, arr.real.copy())

@@ -126,7 +126,7 @@ class Normalisation:
             raise ValueError(f"Normalisation: unknown kind {self.kind!r}; valid kinds are {', '.join(KINDS)}")
         if self.kind == "identity":
             self.scale, self.offset = 1.0 if self.scale is None else self.scale, float(self.offset)
-        if self.kind == "affine":
+        if self.kind == "affine" and not isinstance(self.scale, Tensor):
             if self.scale is None or not (math.isfinite(float(self.scale)) and float(self.scale) > 0):
                 raise ValueError(f"Normalisation('affine'): scale must be a positive number, got {self.scale}")
         if not math.isfinite(float(self.offset)):
@@ -153,7 +153,7 @@ class Normalisation:
         """A copy with the scale of each of the ``B`` measurements ``y`` filled in (``(B,)`` float64)."""
         b = y.shape[0]
         if self.kind in ("identity", "affine"):
-            return dataclasses.replace(self, scale=torch.full((b,), float(self.scale), dtype=torch.float64))
+            return self  # a fixed scale: nothing to compute
         if self.kind == "measurement":
             s = measurement_scale(y, op, self.percentile).cpu()
         elif self.kind == "peak":
@@ -170,7 +170,8 @@ class Normalisation:
             s = torch.where(bad, torch.ones_like(s), s)
         return dataclasses.replace(self, scale=s.expand(b).clone() if s.numel() == 1 else s)
 
-    def _scales(self, b: int) -> Tensor:
+    def scales(self, b: int) -> Tensor:
+        """The ``(B,)`` float64 scales (a fixed scale repeated; a resolved per-measurement one as is)."""
         if self.scale is None:
             raise ValueError(f"Normalisation({self.kind!r}) is not resolved: call .resolve(y, op) first")
         s = torch.as_tensor(self.scale, dtype=torch.float64).reshape(-1)
@@ -180,7 +181,7 @@ class Normalisation:
     def to_prior(self, y: Tensor, op: LinearOperator) -> tuple[Tensor, LinearOperator]:
         """Measurements and operator in the prior's units (noise std divided by the scale too)."""
         norm = self if self.resolved else self.resolve(y, op)
-        s = norm._scales(y.shape[0]).to(y.device)
+        s = norm.scales(y.shape[0]).to(y.device)
         yb = y
         if norm.offset:
             with torch.no_grad():
@@ -191,19 +192,19 @@ class Normalisation:
 
     def image_to_file(self, x: Tensor) -> Tensor:
         """Images ``(B, ...)`` from the prior's units back to the file's."""
-        s = self._scales(x.shape[0]).to(x.device, x.real.dtype)
+        s = self.scales(x.shape[0]).to(x.device, x.real.dtype)
         out = x * s.reshape(-1, *([1] * (x.ndim - 1)))
         return out + self.offset if self.offset else out
 
     def image_to_prior(self, x: Tensor) -> Tensor:
         """Images ``(B, ...)`` from file units to the prior's (e.g. a reference, for scoring in prior units)."""
-        s = self._scales(x.shape[0]).to(x.device, x.real.dtype)
+        s = self.scales(x.shape[0]).to(x.device, x.real.dtype)
         xb = x - self.offset if self.offset else x
         return xb / s.reshape(-1, *([1] * (x.ndim - 1)))
 
     def to_file(self, rec: Any) -> Any:
         """A :class:`~ambient_imaging.sampling.Reconstruction` (samples ``(B, K, ...)``) in file units."""
-        out = rec.scaled(self._scales(rec.samples.shape[0]))
+        out = rec.scaled(self.scales(rec.samples.shape[0]))
         if self.offset:
             out.samples = out.samples + self.offset
         return out
@@ -236,7 +237,7 @@ class Normalisation:
         """
         text = str(rule)
         flat = text.replace(" ", "")
-        if "[-1,1]" in flat and "2x-1" in flat:
+        if "[-1,1]" in flat and ("2x-1" in flat or "[0,1]" in flat):
             return cls.unit_range()
         m = re.search(r"x'\s*=\s*\(x\s*-\s*([-+0-9.eE]+)\)\s*/\s*([-+0-9.eE]+)", text)
         if m:

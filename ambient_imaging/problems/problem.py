@@ -43,7 +43,7 @@ class Problem:
         """``(y, op, scale)`` in the data normalisation's units (what a training item holds)."""
         norm = self.normalisation.resolve(self.y, self.op)
         y, op = norm.to_prior(self.y, self.op)
-        return y, op, float(norm.scale[0])
+        return y, op, float(norm.scales(1)[0])
 
     def training_item(self) -> dict[str, Any]:
         """``{"y", "operator", "scale", "meta"}`` for :func:`~ambient_imaging.datasets.collate_measurements`

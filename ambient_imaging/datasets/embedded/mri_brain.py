@@ -39,8 +39,10 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def acs_lines_for(matrix: int, acceleration: float) -> int:
-    """ACS width used by the build: ``max(6, W / 8)`` lines (ESPIRiT needs >= 6), capped at ``W / R``."""
-    return int(min(max(6, round(matrix / 8)), math.floor(matrix / float(acceleration))))
+    """ACS width of the build's masks: :class:`~ambient_imaging.problems.MaskSpec`'s default rule."""
+    from ambient_imaging.problems import MaskSpec
+
+    return MaskSpec(acceleration=float(acceleration)).center_width(int(matrix))
 
 
 def template_path() -> Path:
@@ -103,7 +105,9 @@ def build_mri_brain(
     Args:
         out_dir: output folder (``train/``, ``val/``, ``build.json`` are written inside).
         size: ``"default"`` (64², every slice) or ``"small"`` (32², every 3rd slice; for tests).
-        acceleration: R of the training masks (random 1-D columns; ACS = :func:`acs_lines_for`).
+        acceleration: R of the training masks: ``MaskSpec("random", acceleration, seed=seed)``, one
+            mask per slice keyed by file name and slice (the rule ``reconstruct`` uses; ``build.json``
+            records it under ``"mask"``).
         n_coils, matrix: override the size preset.
         seed: everything random (phase, noise, masks) derives from it; same seed, same bytes of data.
         snr: ``p99(|x|) / σ`` of the complex thermal noise.
@@ -116,7 +120,8 @@ def build_mri_brain(
     from tqdm.auto import tqdm
 
     from ambient_imaging.io import atomic_path
-    from ambient_imaging.operators import birdcage_maps, fft2c, ifft2c, mri_mask, rss
+    from ambient_imaging.operators import birdcage_maps, fft2c, ifft2c, rss
+    from ambient_imaging.problems import MaskSpec
 
     from ..fastmri import write_fastmri
 
@@ -148,7 +153,8 @@ def build_mri_brain(
     train_idx = [i for i in range(s) if i not in near]
     fov = 233.0  # mm: the padded template width at 1 mm voxels
     spacing = fov / matrix
-    center_lines = acs_lines_for(matrix, acceleration)
+    spec = MaskSpec("random", float(acceleration), seed=int(seed))
+    center_lines = spec.center_width(matrix)
     files: list[dict[str, Any]] = []
 
     def kspace(idx: list[int]) -> tuple[torch.Tensor, float]:
@@ -167,11 +173,11 @@ def build_mri_brain(
     bar = tqdm(total=len(train_chunks) + len(val_chunks), desc="mri-brain", unit="file", disable=not progress)
     for n, idx in enumerate(train_chunks):
         k, sigma = kspace(idx)
-        mask, _ = mri_mask((matrix, matrix), acceleration, center_lines=center_lines, kind="random",
-                           batch=len(idx), generator=g)
-        lines = mask[:, 0, :]  # (n, W): one mask per slice
+        name = f"mni152_train_{n:03d}.h5"
+        # one mask per slice, drawn by the rule reconstruction uses (key: file name and slice)
+        lines = torch.stack([spec.sample((matrix, matrix), key=f"{name}:{j}")[0] for j in range(len(idx))])
         k = k * lines[:, None, None, :]
-        path = write_fastmri(out / "train" / f"mni152_train_{n:03d}.h5", k.to(torch.complex64), mask=lines,
+        path = write_fastmri(out / "train" / name, k.to(torch.complex64), mask=lines,
                              fov_mm=(fov, fov), compression="gzip",
                              attrs={**common, "split": "train", "acceleration": float(acceleration),
                                     "noise_sigma": sigma, "template_slices": np.asarray([zs[i] for i in idx])})
@@ -198,6 +204,7 @@ def build_mri_brain(
         "snr": float(snr),
         "pixel_spacing_mm": spacing,
         "center_lines": center_lines,
+        "mask": spec.to_dict(),
         "split": {"block": block, "gap": gap, "heldout_blocks": sorted(held)},
         "train_slices": len(train_idx),
         "val_slices": len(val_idx),

@@ -1,0 +1,381 @@
+"""The reconstruction app: files or folders in, reconstructions, metrics and figures out.
+
+:func:`reconstruct_path` is what ``ambient-imaging reconstruct`` runs (sigpy keeps its
+equivalent in ``mri/app.py``): it classifies the input (fastMRI HDF5 file or folder, UVFITS
+visibilities, a FITS image with masked pixels), checks the output *before any work* (writable,
+of the right kind, never an input, not in use by another process), builds each
+:class:`~ambient_imaging.problems.Problem` with the builders training uses, reconstructs it
+(:func:`~ambient_imaging.reconstruction.reconstruct`) and writes one output per input file plus
+its ``.metrics.json`` and a figure. Finished outputs are skipped (re-running after Ctrl-C resumes)
+unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ambient_imaging.problems import MaskSpec, image_problem, mri_problem, visibility_problem
+
+from .methods import CLASSICAL, check_number, default_method_name, make_method
+from .outputs import OUTPUT_SUFFIXES, write_figure, write_metrics, write_volume
+from .run import Result, crop_center, reconstruct
+
+__all__ = ["ReconstructOptions", "reconstruct_path", "input_kind", "plan_outputs", "mask_spec_for", "parse_slices",
+           "parse_angle"]
+
+MRI_SUFFIXES = (".h5", ".hdf5")
+UV_SUFFIXES = (".uvfits", ".uvf")
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+
+
+@dataclass
+class ReconstructOptions:
+    """Everything ``reconstruct`` can be asked (the CLI flags of the same names).
+
+    ``method=None``: the prior's default (:func:`default_method_name`), zero-filled without a prior.
+    MRI masks of fully sampled files: ``acceleration``, ``mask_kind``, ``center_lines`` /
+    ``center_fraction``, ``mask_seed`` (unset: the prior's training protocol, else the
+    :class:`MaskSpec` defaults). ``crop``: centre crop for scoring. ``strict``: failed checks are
+    errors. ``overwrite``: redo finished outputs.
+    """
+
+    method: str | None = None
+    samples: int = 8
+    steps: int | None = None
+    acceleration: float | None = None
+    mask_kind: str | None = None
+    center_lines: int | None = None
+    center_fraction: float | None = None
+    mask_seed: int = 0
+    slices: str | None = None
+    crop: int | None = None
+    lamda: float | None = None
+    zeta: float | None = None
+    fov: str | None = None
+    npix: int = 64
+    seed: int = 0
+    strict: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+    def validate(self) -> ReconstructOptions:
+        """Clear errors for impossible numbers, before any data is read."""
+        if int(self.samples) < 1:
+            raise ValueError(f"--samples must be >= 1, got {self.samples}")
+        if self.steps is not None and int(self.steps) < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        check_number("--acceleration", self.acceleration, minimum=1.0)
+        check_number("--lamda", self.lamda)
+        check_number("--zeta", self.zeta, strict=True)
+        if self.crop is not None and int(self.crop) < 1:
+            raise ValueError(f"--crop must be >= 1, got {self.crop}")
+        if self.center_lines is not None and int(self.center_lines) < 1:
+            raise ValueError(f"--center-lines must be >= 1 (coil maps are calibrated from the measured centre "
+                             f"lines), got {self.center_lines}")
+        if not 8 <= int(self.npix) <= 4096:
+            raise ValueError(f"--npix must be in 8..4096, got {self.npix}")
+        return self
+
+
+def parse_slices(spec: str | None, n: int, strict: bool = True) -> list[int]:
+    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]`` (checked against ``n`` slices); ``None`` → all.
+
+    ``strict=False`` (a folder of files with different slice counts) drops the slices a file
+    does not have instead of raising.
+    """
+    if spec is None:
+        return list(range(n))
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = (int(v) for v in part.split("-", 1))
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+        except ValueError as err:
+            raise ValueError(f"--slices: cannot read {part!r} (use e.g. 0,1,5-7)") from err
+    bad = [s for s in out if not 0 <= s < n]
+    if bad and not strict:
+        return [s for s in out if 0 <= s < n]
+    if bad:
+        raise ValueError(f"--slices: slice(s) {bad} out of range; the data has {n} slices (0-{n - 1})")
+    return out
+
+
+def parse_angle(text: str | None) -> float:
+    """``"200uas"``, ``"3 arcsec"``, ``"0.5deg"`` → radians (astropy units)."""
+    import re
+
+    from astropy import units as u
+
+    m = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([A-Za-z]+)\s*", text or "")
+    if not m:
+        raise ValueError(f"--fov: cannot read {text!r}; give a number with units, e.g. 200uas or 3arcsec")
+    try:
+        rad = float((float(m.group(1)) * u.Unit(m.group(2))).to(u.rad).value)
+    except (ValueError, u.UnitsError) as err:
+        raise ValueError(f"--fov: {text!r} is not an angle ({err})") from err
+    if not (np.isfinite(rad) and 0 < rad < np.pi):
+        raise ValueError(f"--fov must be a positive angle below 180 degrees, got {text!r}")
+    return rad
+
+
+def input_kind(data: Path) -> str:
+    """``"mri"`` (fastMRI file or folder), ``"visibilities"`` (UVFITS) or ``"image"`` (FITS image)."""
+    suffix = data.suffix.lower()
+    if data.is_dir() or suffix in MRI_SUFFIXES:
+        return "mri"
+    if suffix in UV_SUFFIXES:
+        return "visibilities"
+    if suffix in FITS_SUFFIXES:
+        from astropy.io import fits
+
+        try:
+            with fits.open(data) as hdul:
+                return "visibilities" if bool(hdul[0].header.get("GROUPS", False)) else "image"
+        except OSError as err:
+            raise ValueError(f"{data}: cannot read as FITS ({err})") from err
+    raise ValueError(f"--data {data}: unsupported input (fastMRI .h5 file or folder, .uvfits/.uvf, .fits)")
+
+
+def _inputs(data: Path) -> list[Path]:
+    if not data.is_dir():
+        return [data]
+    from ambient_imaging.datasets.io import expand_paths
+
+    files = expand_paths(data, MRI_SUFFIXES)  # our own sidecars (*.maps.h5) and hidden files are left out
+    if not files:
+        raise FileNotFoundError(f"{data}: no .h5 files in this folder")
+    return files
+
+
+def plan_outputs(data: Path, out: Path, files: list[Path], kind: str) -> list[Path]:
+    """The output path of each input file, checked before any work.
+
+    A folder of inputs (or ``out`` without a known suffix) → ``out/<stem>.nc`` each; one input
+    with ``out`` naming a file → that file. Refused: an output that is an input or lies inside an
+    input folder, an existing folder where a file is needed, an unwritable place.
+    """
+    out_is_file = out.suffix.lower() in OUTPUT_SUFFIXES and not out.is_dir()
+    if data.is_dir() and out_is_file:
+        raise ValueError(f"--data {data} is a folder: --out must be a folder too, got the file name {out}")
+    if out_is_file:
+        if kind == "mri" and out.suffix.lower() in (".fits", ".fit"):
+            raise ValueError(f"--out {out}: MRI reconstructions are written as .nc or .h5, not FITS")
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder (give a .nc/.h5/.fits file name or a folder)")
+        targets = [out / f"{f.stem}{'.nc' if kind == 'mri' else '.fits'}" for f in files]
+    resolved_inputs = {f.resolve() for f in files}
+    data_dir = data.resolve() if data.is_dir() else None
+    for t in targets:
+        rt = t.resolve()
+        if rt in resolved_inputs:
+            raise ValueError(f"--out {t} is the input file itself: it would be overwritten; choose another name")
+        if data_dir is not None and (rt == data_dir or data_dir in rt.parents):
+            raise ValueError(f"--out {t} lies inside the input folder {data}: outputs would be read as inputs "
+                             "next time; write them elsewhere")
+        if t.is_dir():
+            raise ValueError(f"--out {t} is an existing folder, not a file")
+        parent = t.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"--out {t}: cannot write into {parent} (permission denied)")
+    return targets
+
+
+def mask_spec_for(options: ReconstructOptions, prior: Any | None) -> MaskSpec:
+    """The mask protocol for fully sampled files: the flags, falling back on the prior's training
+    protocol (so a prior conditions on in-distribution masks by default), then :class:`MaskSpec`'s."""
+    base = getattr(prior, "mask_spec", None) or MaskSpec()
+    changes: dict[str, Any] = {"seed": int(options.mask_seed)}
+    if options.acceleration is not None:
+        changes["acceleration"] = float(options.acceleration)
+    if options.mask_kind is not None:
+        changes["kind"] = options.mask_kind
+    if options.center_lines is not None:
+        changes["center_lines"] = int(options.center_lines)
+    if options.center_fraction is not None:
+        changes["center_fraction"] = float(options.center_fraction)
+    return base.replace(**changes)
+
+
+def _done(target: Path) -> bool:
+    return target.is_file() and target.with_suffix(".metrics.json").is_file()
+
+
+def reconstruct_path(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    prior: Any | None = None,
+    options: ReconstructOptions | None = None,
+    *,
+    device: torch.device | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Reconstruct every input under ``data`` into ``out``; returns one metrics row per slice/image."""
+    from ambient_imaging.locks import RunLock
+
+    opts = (options or ReconstructOptions()).validate()
+    say = say or (lambda msg: print(msg, file=sys.stderr))
+    data, out = Path(data), Path(out)
+    if not data.exists():
+        raise FileNotFoundError(f"--data {data}: no such file or folder")
+    kind = input_kind(data)
+    files = _inputs(data)
+    targets = plan_outputs(data, out, files, kind)
+    name = opts.method or default_method_name(prior)
+    method = make_method(name, prior, steps=opts.steps, lamda=opts.lamda, zeta=opts.zeta)
+    if hasattr(method, "progress"):
+        method.progress = opts.progress
+    if kind != "mri" and name == "sense":
+        raise ValueError("--sampler sense is for MRI k-space")
+    if kind != "mri" and name == "l1-wavelet":
+        raise ValueError("--sampler l1-wavelet is for MRI k-space")
+    if kind == "visibilities" and opts.fov is None:
+        raise ValueError("--fov is required for visibilities (e.g. --fov 200uas)")
+    dev = device or torch.device("cpu")
+    rows: list[dict[str, Any]] = []
+    lock_dir = targets[0].parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(lock_dir, purpose="reconstruct"):
+        for f, target in zip(files, targets, strict=True):
+            if _done(target) and not opts.overwrite:
+                say(f"{target}: done already (skipped; --overwrite redoes it)")
+                continue
+            gen = torch.Generator(device=dev).manual_seed(int(opts.seed))
+            if kind == "mri":
+                new = _mri_file(f, target, prior, method, name, opts, gen, strict_slices=len(files) == 1)
+            elif kind == "visibilities":
+                new = _visibility_file(f, target, prior, method, name, opts, gen)
+            else:
+                new = _image_file(f, target, prior, method, name, opts, gen)
+            rows.extend(new)
+    if not rows and opts.slices is not None and all(not _done(t) for t in targets):
+        raise ValueError(f"--slices {opts.slices}: no file in {data} has these slices")
+    return rows
+
+
+def _attrs(f: Path, prior: Any, name: str, opts: ReconstructOptions) -> dict[str, Any]:
+    return {"source": str(f), "method": name, "prior": str(getattr(prior, "run_dir", "") or ""),
+            "samples_per_slice": int(opts.samples if prior is not None else 1)}
+
+
+def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
+              gen: torch.Generator, strict_slices: bool) -> list[dict[str, Any]]:
+    import h5py
+    from tqdm.auto import tqdm
+
+    from ambient_imaging.datasets.fastmri import fastmri_info, read_fastmri_slice
+    from ambient_imaging.metrics import volume_metrics
+
+    n = int(fastmri_info(f)["slices"])
+    slices = parse_slices(opts.slices, n, strict=strict_slices)
+    if not slices:
+        print(f"{f.name}: none of --slices {opts.slices} (it has {n}); skipped", file=sys.stderr)
+        return []
+    spec = mask_spec_for(opts, prior)
+    results: list[Result] = []
+    with h5py.File(f, "r") as h5:
+        for s in tqdm(slices, desc=f.name, leave=False, disable=not opts.progress):
+            sl = read_fastmri_slice(f, s, h5)
+            prob = mri_problem(sl["kspace"], stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=spec,
+                               key=f"{f.name}:{s}", where=f"{f}: slice {s}", meta={"file": f.name, "slice": s})
+            results.append(reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen,
+                                       crop=opts.crop, strict=opts.strict))
+    rows = [{"file": f.name, "slice": r.problem.meta["slice"], **r.metrics} for r in results]
+    summary: dict[str, Any] = {"file": f.name, "method": name, "slices": rows,
+                               "mask": spec.to_dict() if any(r.problem.meta.get("retrospective") for r in results)
+                               else None}
+    if all(r.problem.reference is not None for r in results):
+        ref = np.stack([crop_center(r.problem.reference[0, 0].abs().numpy(), opts.crop) for r in results])
+        est = np.stack([crop_center(r.mean[0].abs().cpu().numpy(), opts.crop) for r in results])
+        summary["volume"] = volume_metrics(ref, est)
+    write_volume(target, results, _attrs(f, prior, name, opts))
+    write_metrics(target.with_suffix(".metrics.json"), summary)
+    write_figure(target.with_suffix(".png"), results[0])
+    return rows
+
+
+def _sky_outputs(target: Path, result: Result, header: Any, name: str, prior: Any, opts: ReconstructOptions,
+                 fits_writer: Callable[..., Any]) -> None:
+    if target.suffix.lower() in (".fits", ".fit"):
+        fits_writer()
+    else:
+        write_volume(target, [result], {"method": name, "prior": str(getattr(prior, "run_dir", "") or ""),
+                                        "wcs": header.tostring() if header is not None else ""})
+
+
+def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
+                     gen: torch.Generator) -> list[dict[str, Any]]:
+    from ambient_imaging.datasets.fits import sky_fits_header, write_sky_fits
+    from ambient_imaging.datasets.uvfits import read_uvfits
+
+    obs = read_uvfits(f)
+    pixel = parse_angle(opts.fov) / int(opts.npix)
+    n = int(opts.npix)
+    need = 4 * n * n * 8 * max(1, int(opts.samples)) * 6
+    if need > 16 * 2**30:
+        raise ValueError(f"--npix {n}: about {need / 2**30:.0f} GiB would be needed; use a smaller --npix")
+    # UVFITS weights are 1/σ² per real/imaginary part; the operator's σ is that of the complex noise
+    prob = visibility_problem(obs.uv, obs.vis, np.sqrt(2.0) * obs.sigma, n, pixel,
+                              meta={"file": f.name, "slice": 0, "object": obs.source})
+    if prior is not None:
+        prob.y, prob.op = prob.y.to(torch.complex64), prob.op.to(dtype=torch.float32)
+    r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
+    header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n),
+                             extra={"OBJECT": obs.source, "METHOD": name, "CHI2RED": float(r.metrics["chi2_red"])})
+    _sky_outputs(target, r, header, name, prior, opts, lambda: write_sky_fits(
+        target, r.mean[0].real.cpu().numpy(), std=r.std[0].cpu().numpy(), samples=r.samples[:, 0].real.cpu().numpy(),
+        header=header, provenance={"prior": str(getattr(prior, "run_dir", "") or ""), "sampler": name},
+        extra={"DIRTY": r.zero_filled[0].real.cpu().numpy()}))
+    row = {"file": f.name, "slice": 0, **r.metrics}
+    write_metrics(target.with_suffix(".metrics.json"), {"file": f.name, "method": name, "slices": [row]})
+    return [row]
+
+
+def _image_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
+                gen: torch.Generator) -> list[dict[str, Any]]:
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from ambient_imaging.datasets.fits import read_fits_image, write_fits_image
+
+    if name in CLASSICAL and name != "zero-filled":
+        raise ValueError(f"--sampler {name} does not apply to masked images; use a prior, or zero-filled")
+    im = read_fits_image(f)
+    prob = image_problem(im.data, im.mask, float(im.noise_sigma), meta={"file": f.name, "slice": 0})
+    r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
+    header = im.header.copy()
+    header["METHOD"] = name
+
+    def write() -> None:
+        wcs = None
+        if any(str(k).startswith("CTYPE") for k in header):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FITSFixedWarning)
+                wcs = WCS(header, naxis=2)
+        write_fits_image(target, r.mean[0].cpu().numpy().astype(np.float32), wcs=wcs, header=header,
+                         std=r.std[0].cpu().numpy().astype(np.float32),
+                         extra={"SAMPLES": r.samples[:, 0].cpu().numpy().astype(np.float32)},
+                         provenance={"prior": str(getattr(prior, "run_dir", "") or ""), "sampler": name})
+
+    _sky_outputs(target, r, header, name, prior, opts, write)
+    row = {"file": f.name, "slice": 0, **r.metrics}
+    write_metrics(target.with_suffix(".metrics.json"), {"file": f.name, "method": name, "slices": [row]})
+    return [row]

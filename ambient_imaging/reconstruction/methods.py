@@ -1,0 +1,126 @@
+"""Reconstruction methods by name: posterior samplers, unconditional samplers, classical baselines.
+
+The names are the CLI's ``--sampler`` values; :func:`make_method` is the only place that turns
+one into an object, and :func:`default_method_name` the only place that picks a prior's default.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "POSTERIOR",
+    "CLASSICAL",
+    "UNCONDITIONAL",
+    "make_method",
+    "make_unconditional",
+    "default_method_name",
+    "check_number",
+]
+
+POSTERIOR = ("adps", "dps", "mmps", "onestep")
+CLASSICAL = ("zero-filled", "sense", "l1-wavelet", "rml-tv")
+UNCONDITIONAL = ("heun", "euler", "fixed-mask", "truncated")
+
+
+def check_number(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = False,
+                 maximum: float = math.inf) -> float | None:
+    """``value`` as a float, or a clear ``ValueError`` (NaN, infinite, out of range); ``None`` passes."""
+    if value is None:
+        return None
+    v = float(value)
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and v <= maximum
+    if not ok:
+        rng = f"{'>' if strict else '>='} {minimum:g}" + (f" and <= {maximum:g}" if math.isfinite(maximum) else "")
+        raise ValueError(f"{name} must be a finite number {rng}, got {value}")
+    return v
+
+
+def default_method_name(prior: Any | None) -> str:
+    """The default ``--sampler`` for a prior (``zero-filled`` without one).
+
+    Mask-conditioned ambient priors (mask channels, δ > 0) default to A-DPS, which evaluates the
+    network only on masks of its training distribution (``Ã = A.subsample(δ)`` with A's
+    protected rows); priors that denoise the whole ``x_t`` (oracle, naive, Tweedie) to MMPS.
+    ``ambient_imaging.sampling`` may refine this per prior (``default_posterior_sampler``).
+    """
+    if prior is None:
+        return "zero-filled"
+    try:
+        from ambient_imaging.sampling import default_sampler_name
+    except ImportError:
+        default_sampler_name = None
+    if default_sampler_name is not None:
+        return str(default_sampler_name(prior))
+    ambient = int(getattr(prior, "mask_channels", 0)) > 0 and float(getattr(prior, "delta", 0.0)) > 0
+    return "adps" if ambient else "mmps"
+
+
+def make_method(
+    name: str,
+    prior: Any | None = None,
+    *,
+    steps: int | None = None,
+    lamda: float | None = None,
+    zeta: float | None = None,
+) -> Any:
+    """The sampler or baseline object for a ``--sampler`` name (numbers validated here, before any work)."""
+    from ambient_imaging import sampling as S
+
+    if steps is not None and (int(steps) != steps or int(steps) < 1):
+        raise ValueError(f"--steps must be an integer >= 1, got {steps}")
+    lamda = check_number("--lamda", lamda)
+    zeta = check_number("--zeta", zeta, strict=True)
+    kw: dict[str, Any] = {} if steps is None else {"steps": int(steps)}
+    if name in POSTERIOR and prior is None:
+        raise ValueError(f"--sampler {name} needs --prior RUN_DIR (a trained prior); "
+                         f"classical methods ({', '.join(CLASSICAL)}) do not")
+    if name == "mmps":
+        return S.MMPS(**kw)
+    if name == "dps":
+        return S.DPS(**kw, **({} if zeta is None else {"zeta": zeta}))
+    if name == "adps":
+        delta = float(getattr(prior, "delta", 0.0)) or 0.1
+        return S.ADPS(**kw, delta=delta, **({} if zeta is None else {"zeta": zeta}))
+    if name == "onestep":
+        return S.OneStep()
+    if name == "zero-filled":
+        return S.ZeroFilled()
+    if name == "sense":
+        return S.SENSE(**({} if lamda is None else {"lamda": lamda}))
+    if name == "l1-wavelet":
+        return S.L1Wavelet(**({} if lamda is None else {"lamda": lamda}))
+    if name == "rml-tv":
+        return S.RMLTV(**({} if lamda is None else {"lamda": lamda}))
+    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(POSTERIOR + CLASSICAL)}")
+
+
+def make_unconditional(name: str | None, prior: Any, steps: int | None = None) -> Any:
+    """An unconditional sampler by name; ``None``: truncated for Tweedie priors, fixed-mask for
+    ambient inpainting priors, else Heun."""
+    from ambient_imaging import sampling as S
+
+    if steps is not None and (int(steps) != steps or int(steps) < 1):
+        raise ValueError(f"--steps must be an integer >= 1, got {steps}")
+    kw: dict[str, Any] = {} if steps is None else {"steps": int(steps)}
+    if name is None:
+        if prior.family == "noise" and prior.noise_sigma > 0:
+            name = "truncated"
+        elif prior.family == "mask" and prior.mask_channels > 0:
+            name = "fixed-mask"
+        else:
+            name = "heun"
+    if name == "heun":
+        return S.EDMSampler(**kw)
+    if name == "euler":
+        return S.EDMSampler(heun=False, **kw)
+    if name == "fixed-mask":
+        if prior.mask_channels == 0:
+            raise ValueError("--sampler fixed-mask needs an ambient prior with mask channels; this one has none")
+        return S.FixedMaskSampler(corruption=float(prior.corruption), delta=float(prior.delta), **kw)
+    if name == "truncated":
+        if prior.noise_sigma <= 0:
+            raise ValueError("--sampler truncated needs a prior trained on noisy data (noise_sigma > 0)")
+        return S.TruncatedSampler(sigma_n=float(prior.noise_sigma), **kw)
+    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(UNCONDITIONAL)}")

@@ -1,0 +1,183 @@
+"""Reconstruct one :class:`~ambient_imaging.problems.Problem`: method, data fidelity, scores, gates.
+
+:func:`reconstruct` runs a posterior sampler (with a prior) or a classical baseline through
+:func:`ambient_imaging.sampling.reconstruct` (which applies and undoes the prior's
+normalisation), adds the zero-filled / dirty image for comparison, scores against the
+problem's reference when there is one, and checks the result honestly: non-finite output,
+a result more than 3 dB worse than zero-filled, a mask outside the prior's training range
+or a prior trained at another size each give a warning (``strict=True``: an error).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ambient_imaging.problems import Problem
+
+__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "crop_center"]
+
+#: a scored result this many dB below zero-filled is flagged
+WORSE_THAN_ZERO_FILLED_DB = 3.0
+
+
+class ReconstructionFailed(ValueError):
+    """A reconstruction failed a check (``strict=True``): non-finite, far worse than zero-filled, ..."""
+
+
+@dataclass
+class Result:
+    """A reconstructed problem.
+
+    Attributes:
+        problem: what was reconstructed. method: the method's name.
+        samples: ``(K, C, H, W)`` posterior samples (K = 1 for point estimates), file units.
+        mean, std: ``(C, H, W)``. zero_filled: ``(C, H, W)`` (``A^H y`` / dirty image).
+        metrics: one row of numbers (``psnr``, ``ssim``, ``nmse``, ``psnr_zero_filled`` when
+            scored; ``chi2_red``, ``residual_rel``, ``nfe``, ``seconds``, ``acceleration``, ...).
+        warnings: what the checks found (also emitted as ``RuntimeWarning``).
+        info: the method's own numbers.
+    """
+
+    problem: Problem
+    method: str
+    samples: Tensor
+    mean: Tensor
+    std: Tensor
+    zero_filled: Tensor
+    metrics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def crop_center(x: np.ndarray, size: tuple[int, int] | int | None) -> np.ndarray:
+    """Centre crop of the last two axes to ``size`` (``None``: unchanged; larger than the image: unchanged)."""
+    if size is None:
+        return x
+    ch, cw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = x.shape[-2:]
+    ch, cw = min(ch, h), min(cw, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
+
+
+def _target(problem: Problem, target: str) -> np.ndarray | None:
+    if target == "rss" and "rss" in problem.extras:
+        return problem.extras["rss"][0, 0].abs().cpu().numpy()
+    if problem.reference is None:
+        return None
+    return problem.reference[0, 0].abs().cpu().numpy()
+
+
+def score(problem: Problem, image: Tensor, crop: tuple[int, int] | int | None = None,
+          target: str = "sense1") -> dict[str, float]:
+    """PSNR / SSIM / NMSE of ``|image|`` ``(C, H, W)`` against the problem's reference magnitude
+    (``target``: ``"sense1"`` — the coil-combined reference — or ``"rss"``), on the centre ``crop``.
+    Empty when the problem has no reference."""
+    from ambient_imaging.metrics import nmse, psnr, ssim
+
+    ref = _target(problem, target)
+    if ref is None:
+        return {}
+    est = image[0].abs().detach().cpu().numpy() if image.ndim == 3 else image.abs().detach().cpu().numpy()
+    ref, est = crop_center(ref, crop), crop_center(est, crop)
+    return {"psnr": psnr(ref, est), "ssim": ssim(ref, est), "nmse": nmse(ref, est)}
+
+
+def prior_warnings(prior: Any, problem: Problem) -> list[str]:
+    """Guard rails before sampling: a prior trained at another image size, or asked to condition on
+    a mask outside the range it was trained on."""
+    out: list[str] = []
+    if prior is None:
+        return out
+    shape = tuple(int(s) for s in getattr(prior, "image_shape", (0, 0, 0)))[1:]
+    img = tuple(problem.meta.get("shape", ()))
+    if shape and img and shape != img:
+        out.append(f"the prior was trained on {shape[0]}x{shape[1]} images; this problem is {img[0]}x{img[1]} "
+                   "(a convolutional prior runs, but outside its training distribution)")
+    try:
+        from ambient_imaging.training import mask_in_training_range
+    except ImportError:
+        mask_in_training_range = None
+    if mask_in_training_range is not None and problem.kind == "mri":
+        ok, msg = mask_in_training_range(prior, problem.op)
+        if not ok:
+            out.append(msg)
+    elif problem.kind == "mri" and getattr(prior, "mask_spec", None) is not None:
+        spec = prior.mask_spec
+        w = img[-1] if img else 0
+        r = float(problem.meta.get("acceleration", 0.0))
+        c = int(problem.meta.get("acs_lines", 0))
+        if w and (c != spec.center_width(w) or not 0.5 * spec.acceleration <= r <= 2.5 * spec.acceleration):
+            out.append(f"the prior was trained on masks '{spec.describe(w)}'; this mask has R={r:.2f} and {c} centre "
+                       "lines (outside its training range)")
+    return out
+
+
+def reconstruct(
+    problem: Problem,
+    method: Any,
+    prior: Any | None = None,
+    *,
+    name: str | None = None,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+    crop: tuple[int, int] | int | None = None,
+    target: str = "sense1",
+    strict: bool = False,
+) -> Result:
+    """Reconstruct ``problem`` with ``method`` (a sampler object with ``prior``, or a baseline).
+
+    Returns a :class:`Result` in the file's units. Raises :class:`ReconstructionFailed` when a
+    check fails and ``strict`` (otherwise the finding is in ``Result.warnings`` and warned).
+    """
+    from ambient_imaging.sampling import ZeroFilled
+    from ambient_imaging.sampling import reconstruct as sample_posterior
+
+    if int(samples) < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    name = name or type(method).__name__
+    found = prior_warnings(prior, problem)
+    rec = sample_posterior(problem.y, problem.op, prior, method, samples=int(samples) if prior is not None else 1,
+                           generator=generator)
+    zf = sample_posterior(problem.y, problem.op, None, ZeroFilled()).mean[0]
+    s = rec.samples[0].detach()
+    mean, std = rec.mean[0].detach(), rec.std[0].detach()
+    m: dict[str, Any] = {
+        "method": name,
+        "seconds": float(rec.info.get("seconds", float("nan"))),
+        "nfe": int(rec.nfe),
+        "residual_rel": float(rec.info["residual_rel"][0]),
+        "chi2_red": float(rec.info["chi2_red"][0]),
+    }
+    for key in ("acceleration", "acs_lines", "noise_sigma", "missing_fraction", "n_vis"):
+        if key in problem.meta:
+            m[key] = problem.meta[key]
+    finite = bool(torch.isfinite(torch.view_as_real(mean) if mean.is_complex() else mean).all())
+    if not finite:
+        found.append(f"{name}: the reconstruction holds NaN or Inf values (broken prior weights or a diverging "
+                     "sampler: lower --zeta / raise --steps, or check the prior)")
+    scores = score(problem, mean, crop, target) if finite else {}
+    if scores:
+        m.update(scores)
+        zf_scores = score(problem, zf, crop, target)
+        m["psnr_zero_filled"] = zf_scores["psnr"]
+        if math.isfinite(zf_scores["psnr"]) and scores["psnr"] < zf_scores["psnr"] - WORSE_THAN_ZERO_FILLED_DB:
+            found.append(f"{name}: PSNR {scores['psnr']:.2f} dB is more than {WORSE_THAN_ZERO_FILLED_DB:g} dB below "
+                         f"the zero-filled image's {zf_scores['psnr']:.2f} dB: the reconstruction failed")
+    for note in problem.meta.get("notes", []):
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
+    for msg in found:
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    if found and strict:
+        raise ReconstructionFailed("; ".join(found))
+    m["warnings"] = len(found)
+    if not math.isfinite(m["chi2_red"]):
+        m["chi2_red"] = float("nan")
+    return Result(problem, name, s, mean, std, zf.detach(), m, found, dict(rec.info))
