@@ -161,14 +161,48 @@ def build_training_data(cfg: TrainConfig) -> TrainingData:
 
 
 # ---------------------------------------------------------------------- families
+#: where the training data of an ``ambient-imaging data build NAME --out DIR`` folder lives (``build.json``'s
+#: ``dataset`` → path inside DIR)
+BUILD_TRAINING_SOURCES = {"faces": "train.npy", "sky-hdf": "train", "mri-brain": "train"}
+
+
+def resolve_build_folder(path: Path) -> tuple[Path, str | None]:
+    """``(training source, dataset name)`` of a ``data build`` output folder (recognised by its ``build.json``);
+    ``(path, None)`` for anything else. faces → ``DIR/train.npy``, sky-hdf → ``DIR/train`` (FITS),
+    mri-brain → ``DIR/train`` (fastMRI files); the held-out/validation parts never enter training."""
+    import json
+
+    meta = path / "build.json"
+    if not (path.is_dir() and meta.is_file()):
+        return path, None
+    try:
+        name = json.loads(meta.read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError(f"{meta}: unreadable build record ({err})") from err
+    sub = BUILD_TRAINING_SOURCES.get(str(name))
+    if sub is None:
+        return path, None
+    src = path / sub
+    if not src.exists():
+        raise FileNotFoundError(f"{path}: a '{name}' build folder without {sub} (rebuild with `ambient-imaging data "
+                                f"build {name} --out {path}`)")
+    return src, str(name)
+
+
 def _load_image_stack(cfg: TrainConfig) -> tuple[torch.Tensor, str]:
-    """Clean images ``(N, C, H, W)`` float32 in [0, 1]-ish from faces / .npy / a folder."""
+    """Clean images ``(N, C, H, W)`` float32 in [0, 1]-ish from faces / .npy / a folder / a ``data build`` folder."""
     src = cfg.data
     if src == "faces":
         return _faces(cfg.image_size), "the embedded faces set"
     path = Path(src)
     if not path.exists():
         raise FileNotFoundError(f"training data not found: {path} (give a folder, a .npy stack, or 'faces')")
+    path, built = resolve_build_folder(path)
+    if built == "faces" and cfg.image_size is not None:
+        x = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))[:, None]
+        x = torch.nn.functional.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear",
+                                            antialias=True, align_corners=False).clamp_(0.0, 1.0)
+        return x.contiguous(), f"the faces build in {path.parent}"
     if path.is_file() and path.suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
         if arr.ndim == 3:
@@ -364,6 +398,7 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"fastMRI data not found: {path}")
+    path = resolve_build_folder(path)[0]  # a `data build mri-brain --out DIR` folder: its train/ files
     files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
     if not files:
         raise ValueError(f"{path}: no .h5 files here (expected fastMRI-layout HDF5 files)")
