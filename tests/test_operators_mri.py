@@ -464,3 +464,24 @@ def test_compress_coils_energy_and_lossless():
                                rtol=1e-5)
     with pytest.raises(ValueError, match="n must be in"):
         compress_coils(k, 9)
+
+
+def test_resize_kspace_same_fov_and_intensity():
+    from ambient_imaging.operators import resize_kspace, size_mismatch_note
+
+    g = torch.Generator().manual_seed(0)
+    small = torch.zeros(1, 2, 16, 12, dtype=torch.complex128)
+    small[..., 4:12, 3:9] = torch.randn(1, 2, 8, 6, dtype=torch.complex128, generator=g)
+    img = ifft2c(small)
+    big = resize_kspace(small, (64, 46))  # zero-pad: sinc interpolation of the same image
+    assert big.shape == (1, 2, 64, 46)
+    back = resize_kspace(big, (16, 12))
+    torch.testing.assert_close(back, small)  # crop ∘ pad is the identity
+    up = ifft2c(big)
+    # the upsampled image at the original sample positions has the original intensities (band-limited signal)
+    assert abs(float(up.abs().max()) / float(img.abs().max()) - 1) < 0.2
+    m = resize_kspace(np.ones((640, 368), dtype=bool), (64, 64))
+    assert m.dtype == bool and m.shape == (64, 64) and m.all()
+    note = size_mismatch_note((640, 368), (64, 64), 15, 8)
+    assert "64x64" in note and "15 coils compressed to 8" in note
+    assert size_mismatch_note((64, 64), (64, 64)) == ""

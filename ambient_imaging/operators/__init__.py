@@ -44,7 +44,7 @@ __all__ += [
 ]
 
 # MRI: Cartesian multi-coil SENSE operator, k-space masks, coil maps
-from .coils import coil_compression_matrix, compress_coils  # noqa: E402
+from .coils import coil_compression_matrix, compress_coils, resize_kspace, size_mismatch_note  # noqa: E402
 from .espirit import birdcage_maps, espirit_maps, rss  # noqa: E402
 from .mri import MultiCoilMRI, fft2c, ifft2c  # noqa: E402
 from .mri_masks import MASK_KINDS, apply_band, mask_presets, mri_mask  # noqa: E402
@@ -57,6 +57,8 @@ __all__ += [
     "apply_band",
     "MASK_KINDS",
     "compress_coils",
+    "resize_kspace",
+    "size_mismatch_note",
     "coil_compression_matrix",
     "mask_presets",
     "espirit_maps",

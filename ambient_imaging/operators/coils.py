@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["compress_coils", "coil_compression_matrix"]
+__all__ = ["compress_coils", "coil_compression_matrix", "resize_kspace", "size_mismatch_note"]
 
 
 def _coil_matrix(k: np.ndarray) -> np.ndarray:
@@ -74,3 +74,48 @@ def compress_coils(
     if is_t:
         return torch.from_numpy(np.ascontiguousarray(out)).to(kspace.device)
     return out
+
+
+def resize_kspace(kspace: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray | Tensor:
+    """Centre-crop or zero-pad the last two (k-space) axes to ``shape``: the same field of view on another grid.
+
+    Used when a prior was trained on another matrix size than a file's (e.g. a 64×64 prior and a
+    640×368 fastMRI knee): cropping k-space to the prior's size keeps the whole field of view at a
+    lower resolution (the prior sees the whole object, as in training); zero-padding back afterwards
+    is sinc interpolation to the file's grid. Values are rescaled by ``sqrt(h·w / (H·W))`` so that
+    image intensities (orthonormal FFT) are unchanged. Centre index ``N // 2`` maps to ``n // 2``
+    (fastMRI's centred FFT convention); masks can be resized with the same function (cast back to bool).
+    """
+    is_t = isinstance(kspace, Tensor)
+    k = kspace
+    h_in, w_in = int(k.shape[-2]), int(k.shape[-1])
+    h, w = (int(v) for v in shape)
+    if h < 1 or w < 1:
+        raise ValueError(f"resize_kspace: shape must be positive, got {shape}")
+    out_shape = (*k.shape[:-2], h, w)
+    out = torch.zeros(out_shape, dtype=k.dtype, device=k.device) if is_t else np.zeros(out_shape, dtype=k.dtype)
+    src, dst = [], []
+    for n_in, n_out in ((h_in, h), (w_in, w)):
+        n = min(n_in, n_out)
+        src.append(slice(n_in // 2 - n // 2, n_in // 2 - n // 2 + n))
+        dst.append(slice(n_out // 2 - n // 2, n_out // 2 - n // 2 + n))
+    out[..., dst[0], dst[1]] = k[..., src[0], src[1]]
+    if (is_t and out.dtype != torch.bool) or (not is_t and out.dtype != bool):
+        out = out * float(np.sqrt(h * w / (h_in * w_in)))
+    return out
+
+
+def size_mismatch_note(file_shape: tuple[int, int], prior_shape: tuple[int, int], coils_file: int | None = None,
+                       coils_used: int | None = None) -> str:
+    """One line telling the user how a file of another size/coil count is reconstructed with a prior ("" if none)."""
+    parts = []
+    if tuple(file_shape) != tuple(prior_shape):
+        (fh, fw), (ph, pw) = file_shape, prior_shape
+        res = "lower" if ph * pw < fh * fw else "the same"
+        parts.append(
+            f"the prior was trained at {ph}x{pw}, the k-space is {fh}x{fw}: the central "
+            f"{min(fh, ph)}x{min(fw, pw)} k-space block is reconstructed (same field of view, {res} resolution) "
+            "and zero-padded back to the file's grid for scoring")
+    if coils_file is not None and coils_used is not None and coils_file != coils_used:
+        parts.append(f"{coils_file} coils compressed to {coils_used} virtual coils")
+    return "; ".join(parts)
