@@ -73,8 +73,8 @@ def estimate_total_flux(y: Tensor, op, ratio: float = 1.5, min_points: int = 3) 
 
 def flux_rule(flux_per_image: float, pixel_rad: float) -> str:
     """The normalisation string stored with an interferometric prior (machine-readable)."""
-    return (f"{FLUX_RULE} k={flux_per_image:.8g} pixel_rad={pixel_rad:.8g}: prior images are k * sky[Jy/pixel] "
-            "/ total_flux (a reconstruction is scale * x with scale = total_flux / k)")
+    return (f"{FLUX_RULE} k={flux_per_image:.8g} pixel_rad={pixel_rad:.8g}: sky images in Jy/pixel divided by the "
+            "total flux (times k; a reconstruction is scale * x with scale = total_flux / k)")
 
 
 def parse_flux_rule(rule: str) -> tuple[float, float] | None:

@@ -61,7 +61,7 @@ try:  # finufft is a dependency, but keep the torch path usable without it
 except ImportError:  # pragma: no cover
     _HAVE_FINUFFT = False
 
-__all__ = ["Interferometer", "GriddedInterferometer"]
+__all__ = ["Interferometer", "GriddedInterferometer", "estimate_total_flux"]
 
 
 def _as_uv(uv: Tensor) -> Tensor:
@@ -483,6 +483,14 @@ class Interferometer(SubsamplingOperator):
             f"Interferometer(batch={self.batch_size}, M={self.n_vis}, image_shape={self.image_shape}, "
             f"pixel_scale={self.pixel_scale:.4g} rad, backend={self.backend!r})"
         )
+
+
+def estimate_total_flux(y: Tensor, op) -> Tensor:
+    """Total flux ``(B,)`` from the shortest baselines (median amplitude); see
+    :func:`ambient_imaging.interferometry.flux.estimate_total_flux`."""
+    from ambient_imaging.interferometry.flux import estimate_total_flux as _estimate
+
+    return _estimate(y, op)
 
 
 def _check_rows_meta(stations: Tensor | None, times: Tensor | None, m: int) -> tuple[Tensor | None, Tensor | None]:

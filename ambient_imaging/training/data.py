@@ -434,16 +434,31 @@ def _build_interferometry(cfg: TrainConfig) -> TrainingData:
     Each image gets its own observation: a random ``observation_hours`` window of
     hour angle within ±6 h for ``array`` at ``declination``; the visibilities
     are gridded to the image's uv grid (:meth:`Interferometer.to_gridded`), so
-    rows are uv cells and the ambient loss subsamples them exactly. Sky images
-    are scaled to peak 1 (``scale_rule``); σ_n is the per-visibility noise.
+    rows are uv cells and the ambient loss subsamples them exactly. σ_n is the
+    per-visibility noise.
+
+    Units (Jy/pixel, :mod:`ambient_imaging.interferometry.flux`): each sky image
+    (minimum subtracted, in Jy/pixel) is divided by its **total flux**, so every
+    image sums to 1. ``scale_rule`` stores
+    :func:`~ambient_imaging.interferometry.flux_rule` (``k = 1`` and the pixel
+    scale); at reconstruction the scale is the total flux
+    estimated from the shortest baselines (``estimate_total_flux``) — the same
+    quantity for training skies and observed data, unlike a dirty-image peak
+    (Jy/beam), whose ratio to the pixel peak depends on the source and array.
     """
     from ambient_imaging.operators import earth_rotation_uv, load_array
 
     x, what = _load_image_stack(cfg)
     if x.shape[1] != 1:
         x = x.mean(dim=1, keepdim=True)
+    from ambient_imaging.interferometry.flux import flux_rule
+
     x = x - x.amin(dim=(1, 2, 3), keepdim=True)
-    x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    total = x.sum(dim=(1, 2, 3), keepdim=True)
+    if (total <= 0).any():
+        raise ValueError(f"{what}: {int((total <= 0).sum())} sky images are constant (no flux above their minimum)")
+    k = 1.0  # the "flux" normalisation: prior images are sky / total_flux
+    x = x / total * k
     h, w = (int(s) for s in x.shape[-2:])
     layout = load_array(cfg.array)
     full = earth_rotation_uv(layout, cfg.declination, (-6.0, 6.0), n_times=145)  # every 5 min
@@ -460,9 +475,11 @@ def _build_interferometry(cfg: TrainConfig) -> TrainingData:
         is_complex=False,
         mask_channels=1,
         noise_sigma=sigma_n,
-        scale_rule="sky images scaled to [0, 1] (min subtracted, divided by the peak)",
+        scale_rule=f"{Normalisation('flux').describe()}; {flux_rule(k, pixel_scale)}",
+        normalisation=Normalisation("flux"),
         notes=[
             f"{len(ds)} sky images from {what}, {h}x{w}, observed by {cfg.array} at δ={cfg.declination:g}° "
-            f"for {span:g} h each (gridded uv, pixel {pixel_scale * 206264.806:.4g} arcsec)"
+            f"for {span:g} h each (gridded uv, pixel {pixel_scale * 206264.806:.4g} arcsec)",
+            "sky images normalised by their total flux (Jy/pixel / total flux: each sums to 1)",
         ],
     )
