@@ -63,7 +63,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--mask-seed", type=int, default=0, help="seed of the undersampling masks")
     r.add_argument("--slices", default=None, help="slices to reconstruct, e.g. 0,1,5-7 (default: all); for a folder, "
                    "in each file, skipping files that do not have them")
-    r.add_argument("--crop", type=int, default=None, help="centre-crop to N x N before scoring (fastMRI: 320)")
+    r.add_argument("--crop", default="auto", help="scoring crop: auto (the file's reconSpace, fastMRI: 320x320), "
+                   "none, N or H,W")
+    r.add_argument("--target", choices=("rss", "sense1"), default="rss",
+                   help="scoring reference: rss (reconstruction_rss / RSS of the coil images, fastMRI) or sense1")
+    r.add_argument("--padding", default="auto", help="zero-padded phase-encode columns: auto (the header's "
+                   "encodingLimits, else detected zero bands), none, or LEFT,RIGHT column counts")
+    r.add_argument("--coils", type=int, default=None, help="compress to N virtual coils (SVD) before reconstruction")
     r.add_argument("--lamda", type=float, default=None, help="regularisation of l1-wavelet / sense / rml-tv")
     r.add_argument("--zeta", type=float, default=None, help="DPS/A-DPS step size")
     r.add_argument("--fov", default=None, help="field of view with units (e.g. 200uas, 3arcsec) for visibilities")
@@ -117,7 +123,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     opts = ReconstructOptions(
         method=args.sampler, samples=args.samples, steps=args.steps, acceleration=args.acceleration,
         mask_kind=args.mask_kind, center_lines=args.center_lines, center_fraction=args.center_fraction,
-        mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, lamda=args.lamda, zeta=args.zeta,
+        mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, target=args.target, padding=args.padding,
+        coils=args.coils, lamda=args.lamda, zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,
     ).validate()
     if not Path(args.data).exists():

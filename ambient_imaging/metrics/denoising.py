@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ambient_imaging.operators.base import real_dtype_like
-from ambient_imaging.sampling.schedule import image_noise
+from ambient_imaging.operators.base import image_noise, real_dtype_like
 
 __all__ = ["SIGMA_GRID", "heldout_denoising_error"]
 

@@ -258,6 +258,27 @@ def randn_like(y: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
 
 
+def image_noise(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Standard normal noise for diffusion in image space.
+
+    Complex images are two real channels (the network sees them so): real and
+    imaginary parts each get unit variance, i.e. ``E|n|² = 2``. This is the
+    convention of ``x_t = x + σ n`` for complex priors throughout the package
+    (samplers, losses, the denoising metric).
+    """
+    if dtype.is_complex:
+        rdt = torch.float64 if dtype == torch.complex128 else torch.float32
+        re = torch.randn(shape, dtype=rdt, device=device, generator=generator)
+        im = torch.randn(shape, dtype=rdt, device=device, generator=generator)
+        return torch.complex(re, im)
+    return torch.randn(shape, dtype=dtype, device=device, generator=generator)
+
+
 def expand_sigma(sigma: float | Tensor, y: Tensor) -> float | Tensor:
     """Make ``sigma`` broadcast against measurements ``y``.
 

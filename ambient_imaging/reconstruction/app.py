@@ -43,8 +43,13 @@ class ReconstructOptions:
     ``method=None``: the prior's default (:func:`default_method_name`), zero-filled without a prior.
     MRI masks of fully sampled files: ``acceleration``, ``mask_kind``, ``center_lines`` /
     ``center_fraction``, ``mask_seed`` (unset: the prior's training protocol, else the
-    :class:`MaskSpec` defaults). ``crop``: centre crop for scoring. ``strict``: failed checks are
-    errors. ``overwrite``: redo finished outputs.
+    :class:`MaskSpec` defaults); ``padding``: zero-padded phase-encode columns (``auto``: the header's
+    ``encodingLimits``, else detected zero bands; ``none``; ``"LEFT,RIGHT"``); ``coils``: SVD coil
+    compression to N virtual coils. Scoring (fastMRI's convention): ``target`` ``rss``
+    (``reconstruction_rss`` or the RSS of the fully sampled coil images) or ``sense1``, on the
+    ``crop`` (``auto``: the header's ``reconSpace``; ``none``; ``N``; ``"H,W"``), SSIM per slice with
+    the volume's maximum as data range. ``strict``: failed checks are errors. ``overwrite``: redo
+    finished outputs.
     """
 
     method: str | None = None
@@ -56,7 +61,10 @@ class ReconstructOptions:
     center_fraction: float | None = None
     mask_seed: int = 0
     slices: str | None = None
-    crop: int | None = None
+    crop: str | int | None = "auto"
+    target: str = "rss"
+    padding: str = "auto"
+    coils: int | None = None
     lamda: float | None = None
     zeta: float | None = None
     fov: str | None = None
@@ -75,8 +83,15 @@ class ReconstructOptions:
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--lamda", self.lamda)
         check_number("--zeta", self.zeta, strict=True)
-        if self.crop is not None and int(self.crop) < 1:
+        if isinstance(self.crop, int) and self.crop < 1:
             raise ValueError(f"--crop must be >= 1, got {self.crop}")
+        if self.target not in ("rss", "sense1"):
+            raise ValueError(f"--target must be rss or sense1, got {self.target!r}")
+        if self.coils is not None and int(self.coils) < 1:
+            raise ValueError(f"--coils must be >= 1, got {self.coils}")
+        from ambient_imaging.datasets.fastmri import parse_padding
+
+        parse_padding(self.padding)
         if self.center_lines is not None and int(self.center_lines) < 1:
             raise ValueError(f"--center-lines must be >= 1 (coil maps are calibrated from the measured centre "
                              f"lines), got {self.center_lines}")
@@ -259,7 +274,7 @@ def reconstruct_path(
                 continue
             gen = torch.Generator(device=dev).manual_seed(int(opts.seed))
             if kind == "mri":
-                new = _mri_file(f, target, prior, method, name, opts, gen, strict_slices=len(files) == 1)
+                new = _mri_file(f, target, prior, method, name, opts, gen, len(files) == 1, say)
             elif kind == "visibilities":
                 new = _visibility_file(f, target, prior, method, name, opts, gen)
             else:
@@ -275,36 +290,75 @@ def _attrs(f: Path, prior: Any, name: str, opts: ReconstructOptions) -> dict[str
             "samples_per_slice": int(opts.samples if prior is not None else 1)}
 
 
+def _crop_arg(crop: str | int | None) -> str | None:
+    return None if crop is None else str(crop)
+
+
 def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
-              gen: torch.Generator, strict_slices: bool) -> list[dict[str, Any]]:
+              gen: torch.Generator, strict_slices: bool, say: Callable[[str], None]) -> list[dict[str, Any]]:
     import h5py
     from tqdm.auto import tqdm
 
-    from ambient_imaging.datasets.fastmri import fastmri_info, read_fastmri_slice
-    from ambient_imaging.metrics import volume_metrics
+    from ambient_imaging.datasets.fastmri import (
+        acquired_band,
+        fastmri_info,
+        fastmri_reference,
+        parse_ismrmrd_header,
+        parse_padding,
+        read_fastmri_slice,
+        scoring_crop,
+    )
+    from ambient_imaging.metrics.fastmri import fastmri_scores
+    from ambient_imaging.operators import coil_compression_matrix, compress_coils
 
     n = int(fastmri_info(f)["slices"])
     slices = parse_slices(opts.slices, n, strict=strict_slices)
     if not slices:
-        print(f"{f.name}: none of --slices {opts.slices} (it has {n}); skipped", file=sys.stderr)
+        say(f"{f.name}: none of --slices {opts.slices} (it has {n}); skipped")
         return []
     spec = mask_spec_for(opts, prior)
     results: list[Result] = []
     with h5py.File(f, "r") as h5:
+        band = acquired_band(f, parse_padding(opts.padding), f=h5)
+        if band.note:
+            say(f"{f.name}: {band.note}")
+        header = parse_ismrmrd_header(h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None)
+        matrix = None
         for s in tqdm(slices, desc=f.name, leave=False, disable=not opts.progress):
             sl = read_fastmri_slice(f, s, h5)
-            prob = mri_problem(sl["kspace"], stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=spec,
-                               key=f"{f.name}:{s}", where=f"{f}: slice {s}", meta={"file": f.name, "slice": s})
+            k = sl["kspace"]
+            if opts.coils is not None and opts.coils < k.shape[0]:
+                if matrix is None:  # one compression for the whole volume (from its first slice)
+                    matrix, kept = coil_compression_matrix(k, int(opts.coils))
+                    say(f"{f.name}: {k.shape[0]} coils compressed to {opts.coils} ({100 * kept:.2f} % of the energy)")
+                k = compress_coils(k, int(opts.coils), matrix=matrix)
+            prob = mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=spec,
+                               key=f"{f.name}:{s}", band=(band.lo, band.hi) if band.source != "none" else None,
+                               where=f"{f}: slice {s}", meta={"file": f.name, "slice": s})
+            crop = scoring_crop(header, prob.meta["shape"], _crop_arg(opts.crop))
             results.append(reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen,
-                                       crop=opts.crop, strict=opts.strict))
+                                       crop=crop, target=opts.target, strict=opts.strict))
     rows = [{"file": f.name, "slice": r.problem.meta["slice"], **r.metrics} for r in results]
     summary: dict[str, Any] = {"file": f.name, "method": name, "slices": rows,
                                "mask": spec.to_dict() if any(r.problem.meta.get("retrospective") for r in results)
-                               else None}
-    if all(r.problem.reference is not None for r in results):
-        ref = np.stack([crop_center(r.problem.reference[0, 0].abs().numpy(), opts.crop) for r in results])
-        est = np.stack([crop_center(r.mean[0].abs().cpu().numpy(), opts.crop) for r in results])
-        summary["volume"] = volume_metrics(ref, est)
+                               else None, "band": [band.lo, band.hi], "padding_source": band.source}
+    if all(r.problem.meta.get("fully_sampled") for r in results):
+        # fastMRI's scoring: the file's reference (reconstruction_rss / RSS, or SENSE-1) on its reconSpace crop,
+        # SSIM per slice with the volume's maximum as data range, NMSE and PSNR over the volume
+        if opts.target == "rss":
+            ref = fastmri_reference(f, "rss", _crop_arg(opts.crop), slices=slices)
+            gt, crop = ref["reference"], ref["crop"]
+        else:
+            crop = scoring_crop(header, results[0].problem.meta["shape"], _crop_arg(opts.crop))
+            gt = np.stack([crop_center(r.problem.reference[0, 0].abs().numpy(), crop) for r in results])
+        est = np.stack([crop_center(r.mean[0].abs().cpu().numpy(), crop) for r in results])
+        zf = np.stack([crop_center(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
+        scores, zf_scores = fastmri_scores(gt, est), fastmri_scores(gt, zf)
+        for row, sc, zsc in zip(rows, scores["slices"], zf_scores["slices"], strict=True):
+            row.update(psnr=sc["psnr"], ssim=sc["ssim"], nmse=sc["nmse"], psnr_zero_filled=zsc["psnr"])
+        summary.update(volume=scores["volume"], volume_zero_filled=zf_scores["volume"],
+                       data_range=scores["data_range"], crop=None if crop is None else list(crop),
+                       target=opts.target, convention=scores["convention"])
     write_volume(target, results, _attrs(f, prior, name, opts))
     write_metrics(target.with_suffix(".metrics.json"), summary)
     write_figure(target.with_suffix(".png"), results[0])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ambient_imaging.operators.base import image_noise
+
 __all__ = ["edm_sigmas", "image_noise"]
 
 
@@ -35,23 +37,3 @@ def edm_sigmas(
     if append_zero:
         s = torch.cat([s, s.new_zeros(1)])
     return s
-
-
-def image_noise(
-    shape: tuple[int, ...],
-    dtype: torch.dtype,
-    device: torch.device | str | None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Standard normal noise for diffusion in image space.
-
-    Complex images are two real channels (the network sees them so): real and
-    imaginary parts each get unit variance, i.e. ``E|n|² = 2``. This is the
-    convention of ``x_t = x + σ n`` for complex priors throughout the package.
-    """
-    if dtype.is_complex:
-        rdt = torch.float64 if dtype == torch.complex128 else torch.float32
-        re = torch.randn(shape, dtype=rdt, device=device, generator=generator)
-        im = torch.randn(shape, dtype=rdt, device=device, generator=generator)
-        return torch.complex(re, im)
-    return torch.randn(shape, dtype=dtype, device=device, generator=generator)
