@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ambient_imaging.datasets.simulate_vlbi import UAS, ring_diameter, simulate_eht
 from ambient_imaging.interferometry import estimate_total_flux
-from ambient_imaging.interferometry.simulate import UAS, ring_diameter, simulate_eht
 from ambient_imaging.sampling.likelihoods import chi2_report
 from ambient_imaging.sampling.rml import RML
 

@@ -328,3 +328,27 @@ def test_uvfits_imaging(tmp_path, capsys):
     assert chi["rml-tv"] < 3 and chi["rml-tv"] < chi["zero-filled"]
     code, _, err = _run(["reconstruct", "--data", src, "--out", tmp_path / "x.fits"], capsys)
     assert code == 1 and "--fov" in err
+
+
+def test_closure_rml_cli_on_gain_corrupted_vlbi(tmp_path, capsys):
+    """EHT-like UVFITS with random station phases: closure RML fits (χ² ≤ 1.5) and writes an east-left FITS
+    ring with WCS; complex-visibility RML-TV warns, and --strict makes that an error."""
+    from astropy.io import fits
+
+    from ambient_imaging.datasets.simulate_vlbi import UAS, simulate_eht
+
+    uv = tmp_path / "eht.uvfits"
+    simulate_eht((32, 32), 160 * UAS, n_times=40, seed=1, path=uv)
+    out = tmp_path / "ring.fits"
+    code, printed, err = _run(["reconstruct", "--data", uv, "--sampler", "rml", "--data-terms", "cphase,logcamp",
+                               "--fov", "160uas", "--npix", 32, "--out", out], capsys)
+    assert code == 0, err
+    m = json.loads(out.with_suffix(".metrics.json").read_text())
+    assert m["chi2_cphase"] <= 1.5 and m["chi2_logcamp"] <= 1.5, m
+    with fits.open(out) as hdul:
+        h = hdul[0].header
+        assert h["CDELT1"] < 0 < h["CDELT2"] and h["BUNIT"] == "JY/PIXEL" and h["CTYPE1"].startswith("RA")
+        assert float(hdul[0].data.sum()) > 0
+    code, _, err = _run(["reconstruct", "--data", uv, "--sampler", "rml-tv", "--fov", "160uas", "--npix", 32,
+                         "--out", tmp_path / "tv.fits", "--strict"], capsys)
+    assert code == 1 and "chi2" in err

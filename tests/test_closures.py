@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ambient_imaging.datasets.simulate_vlbi import UAS, crescent, simulate_eht
 from ambient_imaging.interferometry import (
     closure_data,
     closure_index,
@@ -18,7 +19,6 @@ from ambient_imaging.interferometry import (
     solve_gains,
     station_slots,
 )
-from ambient_imaging.interferometry.simulate import UAS, crescent, simulate_eht
 from ambient_imaging.sampling.likelihoods import (
     ClosurePhaseLikelihood,
     LogClosureAmplitudeLikelihood,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ambient_imaging.interferometry.simulate import UAS, crescent, simulate_eht
+from ambient_imaging.datasets.simulate_vlbi import UAS, crescent, simulate_eht
 from ambient_imaging.sampling.likelihood_dps import LikelihoodDPS
 
 N = 16

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from ambient_imaging.interferometry.simulate import UAS, ring_diameter, simulate_eht
+from ambient_imaging.datasets.simulate_vlbi import UAS, ring_diameter, simulate_eht
 from ambient_imaging.sampling.rml import RML, fit_warnings, rml_from_options
 
 N = 32

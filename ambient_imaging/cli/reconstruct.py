@@ -74,8 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--zeta", type=float, default=None, help="DPS/A-DPS step size")
     r.add_argument("--fov", default=None, help="field of view with units (e.g. 200uas, 3arcsec) for visibilities")
     r.add_argument("--npix", type=int, default=64, help="image size for visibilities (default 64)")
-    r.add_argument("--strict", action="store_true", help="a failed check (non-finite result, far worse than "
-                   "zero-filled, poor fit) is an error, not a warning")
+    r.add_argument("--data-terms", default=None, help="RML data products with optional weights, e.g. "
+                   "cphase,logcamp or cphase,logcamp,amp:0.2 or vis (default cphase,logcamp; --sampler rml)")
+    r.add_argument("--selfcal", action="store_true", help="RML: solve station gains (self-calibration) for the "
+                   "vis/amp data terms")
+    r.add_argument("--strict", action="store_true", help="a failed check (non-finite or all-zero result, far worse "
+                   "than zero-filled, a chi-square above 10, a mask outside the prior's range) is an error, not a "
+                   "warning")
     r.add_argument("--overwrite", action="store_true", help="redo outputs that are finished already")
     r.add_argument("--device", default=None)
     r.add_argument("--seed", type=int, default=0, help="seed of the posterior sampler")
@@ -124,7 +129,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         method=args.sampler, samples=args.samples, steps=args.steps, acceleration=args.acceleration,
         mask_kind=args.mask_kind, center_lines=args.center_lines, center_fraction=args.center_fraction,
         mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, target=args.target, padding=args.padding,
-        coils=args.coils, lamda=args.lamda, zeta=args.zeta,
+        coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, lamda=args.lamda, zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,
     ).validate()
     if not Path(args.data).exists():

@@ -458,7 +458,7 @@ def simulate_observation(
         coverage: a :class:`~ambient_imaging.operators.UVCoverage` (``earth_rotation_uv``).
         noise_sigma: std of the real and of the imaginary part of each visibility (Jy): a number
             or an ``(M,)`` array (e.g. from station SEFDs,
-            :func:`ambient_imaging.interferometry.simulate.thermal_sigma`).
+            :func:`ambient_imaging.datasets.simulate_vlbi.thermal_sigma`).
         layout: the :class:`~ambient_imaging.operators.ArrayLayout` (writes antenna names/positions).
         generator / seed: noise randomness (``seed`` makes a fresh generator; give at most one).
     Returns:

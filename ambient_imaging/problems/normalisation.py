@@ -160,7 +160,7 @@ class Normalisation:
             with torch.no_grad():
                 s = op.measurements_to_image(y).abs().reshape(b, -1).amax(1).to("cpu", torch.float64)
         else:  # flux
-            from ambient_imaging.operators.interferometry import estimate_total_flux
+            from ambient_imaging.interferometry.flux import estimate_total_flux
 
             s = torch.as_tensor(estimate_total_flux(y, op), dtype=torch.float64).reshape(-1).cpu()
         bad = ~(s > 0) | ~torch.isfinite(s)
@@ -242,6 +242,8 @@ class Normalisation:
         m = re.search(r"x'\s*=\s*\(x\s*-\s*([-+0-9.eE]+)\)\s*/\s*([-+0-9.eE]+)", text)
         if m:
             return cls("affine", float(m.group(2)), float(m.group(1)))
+        if flat.startswith("total_flux"):
+            return cls("flux")
         if "measurement_scale" in flat:
             return cls("measurement")
         if "peak" in flat:

@@ -45,9 +45,7 @@ def image_problem(
 
 
 def visibility_problem(
-    uv: np.ndarray,
-    vis: np.ndarray,
-    sigma: np.ndarray | float,
+    obs: Any,
     npix: int,
     pixel_scale: float,
     *,
@@ -55,21 +53,20 @@ def visibility_problem(
     reference: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Problem:
-    """Imaging problem of visibilities ``vis`` ``(M,)`` at ``uv`` ``(M, 2)`` (wavelengths) on an
-    ``npix × npix`` grid of ``pixel_scale`` radians; ``sigma``: complex noise std per visibility."""
-    from ambient_imaging.operators import Interferometer
+    """Imaging problem of an observation ``obs`` (:class:`~ambient_imaging.datasets.Visibilities`, or
+    anything with its ``to_operator``) on an ``npix × npix`` grid of ``pixel_scale`` radians.
 
+    The operator carries the station pairs and time stamps, so closure quantities and
+    self-calibration work on it; its noise is the visibilities' σ. Default normalisation:
+    ``"flux"`` (sky images in Jy/pixel divided by the total flux), as interferometric priors are trained.
+    """
     if int(npix) < 8:
         raise ValueError(f"visibility_problem: npix must be >= 8, got {npix}")
     if not (np.isfinite(pixel_scale) and pixel_scale > 0):
         raise ValueError(f"visibility_problem: pixel scale must be > 0, got {pixel_scale}")
-    uv_t = torch.as_tensor(np.asarray(uv, dtype=np.float64))
-    sig = torch.as_tensor(np.broadcast_to(np.asarray(sigma, dtype=np.float64), (uv_t.shape[0],)).copy())[None]
-    valid = torch.ones(1, uv_t.shape[0], dtype=torch.bool)
-    op = Interferometer(uv_t, (int(npix), int(npix)), float(pixel_scale), noise_sigma=sig, mask=valid)
-    y = op.restrict(torch.as_tensor(np.asarray(vis)).to(torch.complex128)[None])
+    y, op = obs.to_operator((int(npix), int(npix)), pixel_scale=float(pixel_scale))
     ref = None if reference is None else torch.from_numpy(np.asarray(reference, dtype=np.float64))[None, None]
-    info = {"shape": (int(npix), int(npix)), "n_vis": int(uv_t.shape[0]), "pixel_scale_rad": float(pixel_scale),
+    info = {"shape": (int(npix), int(npix)), "n_vis": int(y.shape[-1]), "pixel_scale_rad": float(pixel_scale),
             "notes": []}
     info.update(meta or {})
-    return Problem(y, op, normalisation or Normalisation("peak"), ref, info, kind="visibilities")
+    return Problem(y, op, normalisation or Normalisation("flux"), ref, info, kind="visibilities")

@@ -65,6 +65,8 @@ class ReconstructOptions:
     target: str = "rss"
     padding: str = "auto"
     coils: int | None = None
+    data_terms: str | None = None
+    selfcal: bool = False
     lamda: float | None = None
     zeta: float | None = None
     fov: str | None = None
@@ -254,13 +256,16 @@ def reconstruct_path(
     files = _inputs(data)
     targets = plan_outputs(data, out, files, kind)
     name = opts.method or default_method_name(prior)
-    method = make_method(name, prior, steps=opts.steps, lamda=opts.lamda, zeta=opts.zeta)
+    method = make_method(name, prior, steps=opts.steps, lamda=opts.lamda, zeta=opts.zeta,
+                         data_terms=opts.data_terms, selfcal=opts.selfcal)
     if hasattr(method, "progress"):
         method.progress = opts.progress
     if kind != "mri" and name == "sense":
         raise ValueError("--sampler sense is for MRI k-space")
     if kind != "mri" and name == "l1-wavelet":
         raise ValueError("--sampler l1-wavelet is for MRI k-space")
+    if kind != "visibilities" and name in ("rml", "rml-tv"):
+        raise ValueError(f"--sampler {name} is for interferometric visibilities")
     if kind == "visibilities" and opts.fov is None:
         raise ValueError("--fov is required for visibilities (e.g. --fov 200uas)")
     dev = device or torch.device("cpu")
@@ -382,23 +387,24 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     obs = read_uvfits(f)
     pixel = parse_angle(opts.fov) / int(opts.npix)
     n = int(opts.npix)
-    need = 4 * n * n * 8 * max(1, int(opts.samples)) * 6
-    if need > 16 * 2**30:
+    need = len(obs) * 16 + n * n * 8 * max(1, int(opts.samples)) * 16
+    if need > 32 * 2**30:
         raise ValueError(f"--npix {n}: about {need / 2**30:.0f} GiB would be needed; use a smaller --npix")
-    # UVFITS weights are 1/σ² per real/imaginary part; the operator's σ is that of the complex noise
-    prob = visibility_problem(obs.uv, obs.vis, np.sqrt(2.0) * obs.sigma, n, pixel,
-                              meta={"file": f.name, "slice": 0, "object": obs.source})
+    prob = visibility_problem(obs, n, pixel, meta={"file": f.name, "slice": 0, "object": obs.source})
     if prior is not None:
         prob.y, prob.op = prob.y.to(torch.complex64), prob.op.to(dtype=torch.float32)
     r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
-    header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n),
+    header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n), frequency_hz=obs.ref_frequency,
                              extra={"OBJECT": obs.source, "METHOD": name, "CHI2RED": float(r.metrics["chi2_red"])})
     _sky_outputs(target, r, header, name, prior, opts, lambda: write_sky_fits(
         target, r.mean[0].real.cpu().numpy(), std=r.std[0].cpu().numpy(), samples=r.samples[:, 0].real.cpu().numpy(),
         header=header, provenance={"prior": str(getattr(prior, "run_dir", "") or ""), "sampler": name},
         extra={"DIRTY": r.zero_filled[0].real.cpu().numpy()}))
     row = {"file": f.name, "slice": 0, **r.metrics}
-    write_metrics(target.with_suffix(".metrics.json"), {"file": f.name, "method": name, "slices": [row]})
+    summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
+               "data_terms": opts.data_terms if name == "rml" else None, "selfcal": bool(opts.selfcal)}
+    summary.update({k: v for k, v in r.metrics.items() if k.startswith("chi2_")})
+    write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]
 
 

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 POSTERIOR = ("adps", "dps", "mmps", "onestep")
-CLASSICAL = ("zero-filled", "sense", "l1-wavelet", "rml-tv")
+CLASSICAL = ("zero-filled", "sense", "l1-wavelet", "rml", "rml-tv")
 UNCONDITIONAL = ("heun", "euler", "fixed-mask", "truncated")
 
 
@@ -64,8 +64,13 @@ def make_method(
     steps: int | None = None,
     lamda: float | None = None,
     zeta: float | None = None,
+    data_terms: str | None = None,
+    selfcal: bool = False,
 ) -> Any:
-    """The sampler or baseline object for a ``--sampler`` name (numbers validated here, before any work)."""
+    """The sampler or baseline object for a ``--sampler`` name (numbers validated here, before any work).
+
+    ``data_terms`` / ``selfcal``: the RML imager's data products (``"cphase,logcamp[,amp:0.2,vis]"``,
+    default closure phases and log closure amplitudes) and station-gain self-calibration."""
     from ambient_imaging import sampling as S
 
     if steps is not None and (int(steps) != steps or int(steps) < 1):
@@ -91,6 +96,13 @@ def make_method(
         return S.SENSE(**({} if lamda is None else {"lamda": lamda}))
     if name == "l1-wavelet":
         return S.L1Wavelet(**({} if lamda is None else {"lamda": lamda}))
+    if name == "rml":
+        from ambient_imaging.sampling.rml import rml_from_options
+
+        return rml_from_options(data_terms or "cphase,logcamp", selfcal=bool(selfcal),
+                                iters=None if steps is None else int(steps))
+    if data_terms is not None or selfcal:
+        raise ValueError("--data-terms and --selfcal apply to --sampler rml only")
     if name == "rml-tv":
         return S.RMLTV(**({} if lamda is None else {"lamda": lamda}))
     raise ValueError(f"unknown method {name!r}; choose one of {', '.join(POSTERIOR + CLASSICAL)}")

@@ -159,6 +159,8 @@ def reconstruct(
     for key in ("acceleration", "acs_lines", "noise_sigma", "missing_fraction", "n_vis"):
         if key in problem.meta:
             m[key] = problem.meta[key]
+    if problem.kind == "visibilities":
+        found += _visibility_fit(problem, name, mean, rec.info, m)
     finite = bool(torch.isfinite(torch.view_as_real(mean) if mean.is_complex() else mean).all())
     if not finite:
         found.append(f"{name}: the reconstruction holds NaN or Inf values (broken prior weights or a diverging "
@@ -181,3 +183,22 @@ def reconstruct(
     if not math.isfinite(m["chi2_red"]):
         m["chi2_red"] = float("nan")
     return Result(problem, name, s, mean, std, zf.detach(), m, found, dict(rec.info))
+
+
+def _visibility_fit(problem: Problem, name: str, mean: Tensor, info: dict[str, Any], m: dict[str, Any]) -> list[str]:
+    """χ² per data product (ehtim's definitions) into ``m``, and the honest-failure warnings of the fit."""
+    from ambient_imaging.sampling.likelihoods import chi2_report
+    from ambient_imaging.sampling.rml import fit_warnings
+
+    fitted = {k: v for k, v in info.items() if k.startswith("chi2_") and k != "chi2_red" and isinstance(v, list)}
+    if fitted:  # the RML imager reports the products it fitted (and those it did not, unwarned)
+        m.update({k: float(v[0]) for k, v in fitted.items() if v and isinstance(v[0], (int, float))})
+        return [] if name == "zero-filled" else fit_warnings(info, image=mean)
+    x = (mean.real if mean.is_complex() else mean)[None].to(torch.float64)
+    try:
+        m.update(chi2_report(x, problem.y, problem.op.to(dtype=torch.float64)))
+    except (ValueError, RuntimeError) as err:  # e.g. too few stations per integration for closures
+        m["chi2_note"] = str(err)
+    if name == "zero-filled":  # the dirty image is not a fit: report, do not warn
+        return []
+    return fit_warnings({"chi2_red": [m.get("chi2_red", float("nan"))]}, image=mean)

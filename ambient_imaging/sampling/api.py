@@ -26,6 +26,7 @@ from .denoiser import Reconstruction
 from .dps import ADPS
 from .mmps import MMPS
 from .posterior import PosteriorSampler
+from .rml import RML
 from .unconditional import EDMSampler, TruncatedSampler
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: classical methods: they need no prior
-BASELINES = (ZeroFilled, SENSE, L1Wavelet, RMLTV)
+BASELINES = (ZeroFilled, SENSE, L1Wavelet, RMLTV, RML)
 
 _FAMILY_WORDS = {
     "mri": "multi-coil MRI k-space",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .gains import StationGains, random_station_gains
+from ambient_imaging.interferometry.gains import StationGains, random_station_gains
 
 __all__ = ["UAS", "crescent", "thermal_sigma", "EHTSimulation", "simulate_eht", "ring_diameter"]
 
