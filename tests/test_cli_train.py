@@ -232,10 +232,14 @@ def test_mask_from_fits_folder(tmp_path, capsys):
 class _SlicesStandIn:
     """Minimal reader with the FastMRISlices item contract, to test the train CLI's MRI wiring on its own."""
 
-    def __init__(self, paths, acceleration=4, seed=0):
+    def __init__(self, paths, mask_spec=None, acceleration=4, seed=0, **_):
         import h5py
 
         from ambient_imaging.operators import MultiCoilMRI
+        from ambient_imaging.problems import Normalisation
+
+        self.normalisation = Normalisation("measurement")
+        acceleration = mask_spec.acceleration if mask_spec is not None else acceleration
 
         self.items = []
         g = torch.Generator().manual_seed(seed)
