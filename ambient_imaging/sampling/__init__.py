@@ -8,13 +8,20 @@ entry point that checks a prior against the data, handles units and reports the
 data fidelity; :func:`sample` draws unconditional samples. See ``docs/sampling.md``.
 """
 
+from .ambient_mmps import AmbientMMPS
 from .api import check_prior, data_fidelity, reconstruct, sample
 from .baselines import RMLTV, SENSE, L1Wavelet, ZeroFilled, choose_lambda
 from .cg import batch_inner, conjugate_gradient
+from .defaults import (
+    DEFAULT_SAMPLES,
+    SAMPLER_NAMES,
+    default_posterior_sampler,
+    default_sampler_name,
+    is_ambient_prior,
+    make_posterior_sampler,
+)
 from .denoiser import ConditionedDenoiser, Denoiser, Reconstruction, repeat_operator
 from .dps import ADPS, DPS
-from .mmps import MMPS
-from .onestep import OneStep
 from .likelihoods import (
     LIKELIHOODS,
     AmplitudeLikelihood,
@@ -26,6 +33,8 @@ from .likelihoods import (
     make_likelihoods,
     parse_data_terms,
 )
+from .mmps import MMPS
+from .onestep import OneStep
 from .posterior import PosteriorSampler, expand_measurements, noise_variance
 from .rml import RML, fit_warnings, rml_from_options
 from .schedule import edm_sigmas, image_noise
@@ -44,6 +53,13 @@ __all__ = [
     "choose_lambda",
     "DPS",
     "MMPS",
+    "AmbientMMPS",
+    "default_posterior_sampler",
+    "default_sampler_name",
+    "make_posterior_sampler",
+    "is_ambient_prior",
+    "DEFAULT_SAMPLES",
+    "SAMPLER_NAMES",
     "OneStep",
     "EDMSampler",
     "FixedMaskSampler",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -24,6 +25,8 @@ class OneStep(PosteriorSampler):
     Plain (non-ambient) priors get ``D(A^H y, σ_min)`` — a denoiser applied
     to the zero-filled image, a weak baseline.
     """
+
+    name: ClassVar[str] = "onestep"
 
     steps: int = 1
 
