@@ -133,9 +133,17 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from ambient_imaging.datasets.checks import nonfinite_kspace
     from ambient_imaging.datasets.fastmri import fastmri_info
 
-    info = fastmri_info(args.file)
+    try:
+        info = fastmri_info(args.file)
+    except ValueError as err:
+        bad = nonfinite_kspace(args.file) if Path(args.file).is_file() else {"nan": 0, "inf": 0}
+        if bad["nan"] or bad["inf"]:
+            raise ValueError(f"{err} (in all: {_nonfinite_text(bad)})") from err
+        raise
+    info["nonfinite"] = nonfinite_kspace(args.file)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -152,4 +160,14 @@ def _info(args: argparse.Namespace) -> int:
     print(f"datasets:      {', '.join(info['datasets'])}")
     if info["attrs"]:
         print("attributes:    " + ", ".join(f"{k}={v}" for k, v in info["attrs"].items()))
+    bad = info["nonfinite"]
+    if bad["nan"] or bad["inf"]:
+        print(f"WARNING:       {_nonfinite_text(bad)}; training and reconstruction refuse them")
+    else:
+        print("values:        all finite")
     return 0
+
+
+def _nonfinite_text(bad: dict[str, Any]) -> str:
+    where = ", ".join(map(str, bad["slices"][:10])) + (", ..." if len(bad["slices"]) > 10 else "")
+    return f"k-space holds {bad['nan']} NaN and {bad['inf']} Inf values (slices {where})"

@@ -96,10 +96,17 @@ def _open(path: Path) -> fits.HDUList:
         raise FileNotFoundError(f"{path}: no such file")
     try:
         hdul = fits.open(path, memmap=False)
-        hdul.verify("silentfix")
-        return hdul
     except (OSError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a FITS file ({err})") from err
+    try:
+        hdul.verify("silentfix")
+        for h in hdul:  # read the data now: a truncated file fails here, with its name
+            _ = h.data
+        return hdul
+    except (OSError, TypeError, ValueError, IndexError) as err:
+        hdul.close()
+        size = path.stat().st_size
+        raise ValueError(f"{path}: truncated or corrupt FITS file ({size} bytes; {err})") from err
 
 
 def _is_image(h: fits.hdu.base.ExtensionHDU) -> bool:

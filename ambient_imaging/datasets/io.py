@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["expand_paths", "scan_files", "is_writable_dir", "file_fingerprint"]
+__all__ = ["expand_paths", "is_sidecar", "scan_files", "is_writable_dir", "file_fingerprint"]
 
 T = TypeVar("T")
 
@@ -39,10 +39,20 @@ def scan_files(
     return ok, skipped
 
 
+def is_sidecar(path: str | Path) -> bool:
+    """Whether ``path`` is one of our own side files, not data: ESPIRiT coil-map caches (``*.maps.h5``),
+    hidden files (atomic-write temporaries, lock files), reconstruction metrics (``*.metrics.json``)."""
+    name = Path(path).name
+    return name.startswith(".") or name.endswith(".maps.h5") or name.endswith(".metrics.json")
+
+
 def expand_paths(paths: str | Path | Sequence[str | Path], suffixes: tuple[str, ...] = (".h5", ".hdf5")) -> list[Path]:
     """Files named by ``paths``: a file, a folder (its files with ``suffixes``, sorted, recursive) or a glob.
 
-    Coil-map cache sidecars (``*.maps.h5``) and hidden files are left out of folder and glob scans.
+    A name that exists is taken literally (``scan[1].h5`` is that file, not a glob); only a name
+    that does not exist and holds ``*``, ``?`` or ``[`` is expanded as a glob. Our own side files
+    (:func:`is_sidecar`: ``*.maps.h5`` coil-map caches, hidden files) are left out of folder and
+    glob scans; a file named explicitly is always returned.
 
     Raises:
         FileNotFoundError: a name that matches nothing.
@@ -52,18 +62,18 @@ def expand_paths(paths: str | Path | Sequence[str | Path], suffixes: tuple[str, 
     out: list[Path] = []
     for p in paths:
         s = str(p)
-        if any(ch in s for ch in "*?["):
+        path = Path(s)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            out.extend(f for f in found if not is_sidecar(f) and not any(
+                part.startswith(".") for part in f.relative_to(path).parts))
+        elif path.is_file():
+            out.append(path)
+        elif any(ch in s for ch in "*?["):
             hits = sorted(Path(h) for h in glob.glob(s, recursive=True))
             if not hits:
-                raise FileNotFoundError(f"no files match {s!r}")
-            out.extend(h for h in hits if h.is_file() and not h.name.endswith(".maps.h5"))
-        elif Path(s).is_dir():
-            found = sorted(
-                f for f in Path(s).rglob("*") if f.is_file() and f.suffix in suffixes and not f.name.startswith(".")
-            )
-            out.extend(f for f in found if not f.name.endswith(".maps.h5"))
-        elif Path(s).is_file():
-            out.append(Path(s))
+                raise FileNotFoundError(f"no files match {s!r} (and no file has that name)")
+            out.extend(h for h in hits if h.is_file() and not is_sidecar(h))
         else:
             raise FileNotFoundError(f"{s}: no such file or folder")
     return out

@@ -210,6 +210,12 @@ def read_uvfits(
         hdul = fits.open(path, memmap=False)
     except (OSError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a FITS file ({err})") from err
+    try:
+        for h in hdul:  # read the data now: a truncated file fails here, with its name
+            _ = h.data
+    except (OSError, TypeError, ValueError, IndexError) as err:
+        hdul.close()
+        raise ValueError(f"{path}: truncated or corrupt UVFITS file ({path.stat().st_size} bytes; {err})") from err
     with hdul:
         g = hdul[0]
         if not isinstance(g, fits.GroupsHDU):

@@ -17,6 +17,7 @@ def espirit_maps(
     crop: float = 0.95,
     max_iter: int = 100,
     show_pbar: bool = False,
+    where: str | None = None,
 ) -> Tensor:
     """ESPIRiT coil sensitivities from k-space with a fully sampled centre (``sigpy.mri.app.EspiritCalib``).
 
@@ -27,12 +28,25 @@ def espirit_maps(
         calib_width: side of the calibration block. thresh: singular-value threshold of the
             calibration matrix. kernel_width: k-space kernel size. crop: eigenvalue threshold
             below which maps are set to 0 (outside the object). max_iter: power iterations.
+        where: what the k-space is (e.g. ``"brain1.h5 slice 7"``); every error message starts with it.
 
     Returns:
         ``complex64`` maps of the input's shape on the input's device, normalised so that
         ``Σ_c |S_c|² = 1`` inside the support, phase relative to coil 0 (sigpy convention).
         The calibration itself runs on the CPU (sigpy with numpy), whatever the input device.
     """
+    try:
+        return _espirit(kspace, calib_width, thresh, kernel_width, crop, max_iter, show_pbar)
+    except (ValueError, TypeError, RuntimeError, np.linalg.LinAlgError, FloatingPointError) as err:
+        if where is None:
+            raise
+        msg = str(err).removeprefix("espirit_maps: ")
+        kind = TypeError if isinstance(err, TypeError) else ValueError
+        raise kind(f"{where}: ESPIRiT coil-map estimation failed: {msg}") from err
+
+
+def _espirit(kspace: Tensor, calib_width: int, thresh: float, kernel_width: int, crop: float, max_iter: int,
+             show_pbar: bool) -> Tensor:
     import sigpy.mri.app
     from tqdm.auto import tqdm
 
