@@ -108,7 +108,7 @@ def test_ambient_mmps_is_consistent_for_ambient_priors(kind):
 def test_every_sampler_keeps_protected_rows():
     toy, op, x, y, make_op = toy_problem("mri", noise_sigma=0.1)
     acs = op.acs  # (1, W) protected lines
-    samplers = [ADPS(steps=3, delta=0.5), AmbientMMPS(steps=3), AmbientMMPS(steps=3, tilde_delta=0.5),
+    samplers = [ADPS(steps=3, delta=0.5), AmbientMMPS(steps=3), AmbientMMPS(steps=3, subsample_delta=0.5),
                 OneStep()]
     for sampler in samplers:
         amb = toy.ambient_denoiser(make_op)

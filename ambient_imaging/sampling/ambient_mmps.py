@@ -21,7 +21,7 @@ only through its columns on ``Ã``'s rows, so ``Cov[x | A x]`` is not identifiab
 evaluations (``docs/sampling.md``, with the toy's numbers).
 
 The network must have seen masks like ``A``'s (train over a range of accelerations): ``A``'s
-own mask is what the one-step estimate uses too. ``tilde_delta > 0`` instead draws one
+own mask is what the one-step estimate uses too. ``subsample_delta > 0`` instead draws one
 ``Ã = A.subsample(δ)`` per sample (protected rows kept) and runs the same scheme on ``Ã``:
 then rows of ``A`` outside ``Ã`` only inform the estimate through ``C``'s columns on ``Ã``.
 """
@@ -44,20 +44,23 @@ class AmbientMMPS(MMPS):
 
     Same knobs as :class:`~ambient_imaging.sampling.MMPS` (50 Heun steps, CG to ``cg_tol``,
     warm start, ``sigma_y_floor``); the extra cost is one Jacobian-vector product per
-    denoiser call (forward-mode AD). ``tilde_delta`` (default ``None``: ``Ã = A``) draws
+    denoiser call (forward-mode AD). ``subsample_delta`` (default 0: ``Ã = A``) draws
     ``Ã = A.subsample(δ)`` per sample instead (the operator's protected rows are kept).
+    MMPS's deprecated ``tilde_delta`` is ignored here.
     """
 
     name: ClassVar[str] = "ambient-mmps"
 
+    subsample_delta: float = 0.0
+
     def prior_denoiser(self, net, op, mask_channels: int, generator, n: int) -> ConditionedDenoiser:
-        """The prior evaluated through ``Ã = A`` (or ``A.subsample(tilde_delta)``): the ambient conditioning."""
+        """The prior evaluated through ``Ã = A`` (or ``A.subsample(subsample_delta)``): the ambient conditioning."""
         if mask_channels > 0 and op.mask_channels() is None:
             raise TypeError(f"AmbientMMPS: the prior expects mask channels but {op!r} provides none")
-        if self.tilde_delta:
+        if self.subsample_delta > 0:
             if not hasattr(op, "subsample"):
-                raise TypeError(f"AmbientMMPS: tilde_delta needs a subsampling operator, got {op!r}")
-            return ConditionedDenoiser(net, per_sample_operator(op, n).subsample(self.tilde_delta, generator))
+                raise TypeError(f"AmbientMMPS: subsample_delta needs a subsampling operator, got {op!r}")
+            return ConditionedDenoiser(net, per_sample_operator(op, n).subsample(self.subsample_delta, generator))
         return ConditionedDenoiser(net, op)
 
     def correct_with_jvp(self) -> bool:
