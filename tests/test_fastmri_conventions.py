@@ -229,6 +229,8 @@ def test_l1_wavelet_scores_match_sigpy(tmp_path):
     file: sigpy on 15×640×368 costs ~1 s per iteration on one core)."""
     import sigpy.mri.app as app
 
+    from ambient_imaging.sampling.baselines import data_scale
+
     kl = make_knee_like(tmp_path / "small_knee.h5", coils=15, shape=(96, 56), padding=(3, 3), recon=(48, 48))
     data = read_fastmri(kl.path)
     band = data["band"]
@@ -240,7 +242,9 @@ def test_l1_wavelet_scores_match_sigpy(tmp_path):
     ref = fastmri_reference(kl.path, slices=[0])
     ours = fastmri_scores(ref["reference"], rec, crop=ref["crop"])
     w = mask[0].numpy().astype(np.float64)
-    ind_img = np.abs(app.L1WaveletRecon(data["kspace"][0] * w, kl.maps, 1e-3, weights=w, max_iter=20,
+    # the baseline's λ is relative to the data scale (99th percentile of |A^H y|): sigpy gets λ·s
+    lam = 1e-3 * float(data_scale(y, op)[0])
+    ind_img = np.abs(app.L1WaveletRecon(data["kspace"][0] * w, kl.maps, lam, weights=w, max_iter=20,
                                         show_pbar=False).run())
     with h5py.File(kl.path) as f:
         gt = f["reconstruction_rss"][:1].astype(np.float64)

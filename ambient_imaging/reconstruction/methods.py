@@ -19,7 +19,7 @@ __all__ = [
     "check_number",
 ]
 
-POSTERIOR = ("adps", "dps", "mmps", "onestep")
+POSTERIOR = ("ambient-mmps", "adps", "dps", "mmps", "onestep")
 CLASSICAL = ("zero-filled", "sense", "l1-wavelet", "rml", "rml-tv")
 UNCONDITIONAL = ("heun", "euler", "fixed-mask", "truncated")
 
@@ -40,21 +40,15 @@ def check_number(name: str, value: float | None, *, minimum: float = 0.0, strict
 def default_method_name(prior: Any | None) -> str:
     """The default ``--sampler`` for a prior (``zero-filled`` without one).
 
-    Mask-conditioned ambient priors (mask channels, δ > 0) default to A-DPS, which evaluates the
-    network only on masks of its training distribution (``Ã = A.subsample(δ)`` with A's
-    protected rows); priors that denoise the whole ``x_t`` (oracle, naive, Tweedie) to MMPS.
-    ``ambient_imaging.sampling`` may refine this per prior (``default_posterior_sampler``).
+    The choice is :func:`ambient_imaging.sampling.default_sampler_name` (``docs/sampling.md``):
+    ``ambient-mmps`` for mask-conditioned ambient priors (consistent with ``E[x | Ã x_t, Ã]``),
+    ``mmps`` for priors that denoise the whole ``x_t`` (oracle, naive, Tweedie).
     """
     if prior is None:
         return "zero-filled"
-    try:
-        from ambient_imaging.sampling import default_sampler_name
-    except ImportError:
-        default_sampler_name = None
-    if default_sampler_name is not None:
-        return str(default_sampler_name(prior))
-    ambient = int(getattr(prior, "mask_channels", 0)) > 0 and float(getattr(prior, "delta", 0.0)) > 0
-    return "adps" if ambient else "mmps"
+    from ambient_imaging.sampling import default_sampler_name
+
+    return str(default_sampler_name(prior))
 
 
 def make_method(
@@ -81,15 +75,15 @@ def make_method(
     if name in POSTERIOR and prior is None:
         raise ValueError(f"--sampler {name} needs --prior RUN_DIR (a trained prior); "
                          f"classical methods ({', '.join(CLASSICAL)}) do not")
-    if name == "mmps":
-        return S.MMPS(**kw)
-    if name == "dps":
-        return S.DPS(**kw, **({} if zeta is None else {"zeta": zeta}))
-    if name == "adps":
-        delta = float(getattr(prior, "delta", 0.0)) or 0.1
-        return S.ADPS(**kw, delta=delta, **({} if zeta is None else {"zeta": zeta}))
-    if name == "onestep":
-        return S.OneStep()
+    if name in POSTERIOR:  # set up for the prior: σ ≥ σ_n, the prior's σ range, A-DPS at the training δ
+        from ambient_imaging.sampling import make_posterior_sampler
+
+        if zeta is not None and name not in ("dps", "adps"):
+            raise ValueError(f"--zeta is the step size of dps/adps, not of {name}")
+        over: dict[str, Any] = {} if name == "onestep" else dict(kw)
+        if zeta is not None:
+            over["zeta"] = zeta
+        return make_posterior_sampler(name, prior, **over)
     if name == "zero-filled":
         return S.ZeroFilled()
     if name == "sense":

@@ -225,8 +225,6 @@ def reconstruct(
         delta = float(getattr(prior, "delta", 0.0))
         if isinstance(method, ADPS) and method.tilde_op is None and delta > 0:
             method = dataclasses.replace(method, delta=delta)
-        if isinstance(method, MMPS) and method.tilde_delta is None and delta > 0 and int(prior.mask_channels) > 0:
-            method = dataclasses.replace(method, tilde_delta=delta)  # evaluate ambient priors as trained
         norm = normalisation(prior, y, op, scale)
         y_p, op_p = norm.to_prior(y, op)
         dev = next(iter(prior.denoiser.parameters()), torch.empty(0)).device
