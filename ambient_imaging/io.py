@@ -56,8 +56,16 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object], suff
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    """Write ``text`` (UTF-8) to ``path`` atomically, flushed to disk before the rename (small pointer
+    and config files must survive a power cut, not only a killed process)."""
+
+    def write(p: Path) -> None:
+        with open(p, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, write)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 0.0) -> list[Path]:
