@@ -179,6 +179,7 @@ class EDMPrecond(nn.Module):
         sigma_max: float = 80.0,
         pad_mode: str = "reflect",
         mask_domain: str = "none",
+        logvar_channels: int = 0,
     ):
         super().__init__()
         for attr in ("in_channels", "out_channels", "stride"):
@@ -217,6 +218,17 @@ class EDMPrecond(nn.Module):
         self.pad_mode = pad_mode
         self.mask_domain = mask_domain
         self.stride = int(backbone.stride)
+        # EDM2's learned per-σ uncertainty u(σ) (training only; Karras et al. 2024, Sec. 5)
+        self.logvar_channels = int(logvar_channels)
+        if self.logvar_channels < 0 or self.logvar_channels % 2:
+            raise ValueError(f"EDMPrecond: logvar_channels must be an even number >= 0, got {logvar_channels}")
+        if self.logvar_channels:
+            from .layers import FourierEmbedding
+
+            self.logvar_fourier = FourierEmbedding(self.logvar_channels, scale=1.0)
+            self.logvar_linear = nn.Linear(self.logvar_channels, 1)
+            nn.init.zeros_(self.logvar_linear.weight)
+            nn.init.zeros_(self.logvar_linear.bias)
 
     # ---- serialisation ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -232,6 +244,7 @@ class EDMPrecond(nn.Module):
             "sigma_max": self.sigma_max,
             "pad_mode": self.pad_mode,
             "mask_domain": self.mask_domain,
+            "logvar_channels": self.logvar_channels,
             "backbone": {"class": _class_path(self.backbone), "config": self.backbone.config()},
         }
 
@@ -305,7 +318,18 @@ class EDMPrecond(nn.Module):
             mode = "replicate"
         return F.pad(t, pad, mode=mode)
 
-    def forward(self, x: Tensor, sigma: float | Tensor, mask: Tensor | None = None) -> Tensor:
+    def logvar(self, sigma: Tensor) -> Tensor:
+        """The learned per-σ log-variance ``u(σ)`` ``(B,)`` used by ``weighting="uncertainty"`` (0 without a head)."""
+        sigma = torch.as_tensor(sigma).reshape(-1)
+        if not self.logvar_channels:
+            return torch.zeros_like(sigma, dtype=torch.float32)
+        c_noise = torch.log(sigma.clamp_min(1e-20)) / 4
+        return self.logvar_linear(self.logvar_fourier(c_noise)).reshape(-1)
+
+    def forward(
+        self, x: Tensor, sigma: float | Tensor, mask: Tensor | None = None, return_logvar: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """``D(x, σ)``; with ``return_logvar=True`` also the learned ``u(σ)`` ``(B,)`` (training losses)."""
         if not isinstance(x, Tensor) or x.ndim != 4:
             raise ValueError(f"EDMPrecond: x must be a (B, C, H, W) tensor, got {getattr(x, 'shape', type(x))}")
         if x.shape[1] != self.image_channels:
@@ -346,4 +370,7 @@ class EDMPrecond(nn.Module):
             d = c4(c_skip) * xr + g
         else:
             d = c4(c_skip) * xr + c4(c_out) * f
-        return _from_real_channels(d) if self.is_complex else d
+        out = _from_real_channels(d) if self.is_complex else d
+        if return_logvar:
+            return out, self.logvar(sig)
+        return out

@@ -39,7 +39,7 @@ from ambient_imaging.operators import (
     SubsamplingOperator,
 )
 
-from .sigma import LogNormalSigma, edm_weight
+from .sigma import WEIGHTINGS, LogNormalSigma, edm_weight, floor_weight
 
 __all__ = [
     "AmbientLoss",
@@ -50,6 +50,7 @@ __all__ = [
     "MixtureLoss",
     "augment",
     "subsample_operator",
+    "image_noise_sigma",
 ]
 
 
@@ -149,7 +150,7 @@ def _sample_keys(batch: MeasurementBatch, key: str) -> list[Any]:
 
 def subsample_operator(
     op: LinearOperator,
-    delta: float,
+    delta: float | Tensor,
     batch_size: int,
     generator: torch.Generator | None = None,
     keep: Tensor | None | bool = None,
@@ -158,7 +159,8 @@ def subsample_operator(
     """Further-corrupted ``Ã``: each measured row of ``op`` survives with probability ``1 - delta``.
 
     One independent draw per sample (an operator with batch 1 is expanded to
-    ``batch_size`` first, so samples never share Ã). ``keep`` protects rows as in
+    ``batch_size`` first, so samples never share Ã); ``delta`` may be a per-sample ``(B,)``
+    tensor. ``keep`` protects rows as in
     :meth:`SubsamplingOperator.subsample` (``None``: the operator's default, e.g. MRI
     ACS lines; ``False``: none). With ``seeds`` (one int per sample) each sample's
     draw is a deterministic function of its seed (``generator`` is then unused).
@@ -170,10 +172,14 @@ def subsample_operator(
             "ambient subsampling needs a SubsamplingOperator (optionally composed with noise)"
         )
     rows = sub.row_mask()
-    if seeds is None and rows.shape[0] == batch_size:
-        return op.subsample(delta, generator, keep)  # honours operator-specific overrides
-    if not 0.0 <= float(delta) < 1.0:
+    per_sample = isinstance(delta, Tensor) and delta.numel() > 1
+    if seeds is None and rows.shape[0] == batch_size and not per_sample:
+        return op.subsample(float(delta), generator, keep)  # honours operator-specific overrides
+    d = torch.as_tensor(delta, dtype=torch.float64).reshape(-1)
+    if not bool(torch.all((d >= 0) & (d < 1))):
         raise ValueError(f"subsample: delta must be in [0, 1), got {delta}")
+    if per_sample and d.numel() != batch_size:
+        raise ValueError(f"subsample: need one delta per sample ({batch_size}), got {d.numel()}")
     if rows.shape[0] == 1 and batch_size > 1:
         rows = rows.expand(batch_size, *rows.shape[1:])
     if rows.shape[0] != batch_size:
@@ -190,7 +196,7 @@ def subsample_operator(
                 for s in seeds
             ]
         )
-    survive = u < 1.0 - float(delta)
+    survive = u < _b4(1.0 - d.to(device=rows.device, dtype=u.dtype), u.ndim)
     keep_t = sub.default_keep() if keep is None else (None if keep is False else keep)
     if keep_t is not None:
         try:
@@ -227,14 +233,22 @@ def _edm_on_images(
     sigma_dist: LogNormalSigma,
     sigma_data: float,
     generator: torch.Generator | None,
+    weighting: str = "edm",
+    owner: Any = None,
 ) -> Tensor:
-    """Plain EDM denoising loss ``λ(σ) ‖D(x + σ η, σ) − x‖² / dof`` per sample."""
+    """Plain EDM denoising loss ``λ(σ) ‖D(x + σ η, σ) − x‖² / dof`` per sample (``owner.last_sigma`` = σ)."""
     b = x.shape[0]
     sigma = _sample_sigma(sigma_dist, b, x, generator)
+    if owner is not None:
+        owner.last_sigma = sigma.detach()
     x_t = x + _b4(sigma, x.ndim) * _randn_image(x, generator)
-    d = net(x_t, sigma, mask=mask)
+    logvar = None
+    if weighting == "uncertainty":
+        d, logvar = net(x_t, sigma, mask=mask, return_logvar=True)
+    else:
+        d = net(x_t, sigma, mask=mask)
     n = x[0].numel() * (2 if x.is_complex() else 1)
-    return edm_weight(sigma, sigma_data) * _sq(d - x) / n
+    return _weighted(_sq(d - x) / n, sigma, sigma_data, weighting, None, 0.0, logvar, owner)
 
 
 def _mask_for(op: LinearOperator, mode: str, x: Tensor, net: Any = None) -> Tensor | None:
@@ -264,6 +278,22 @@ def _check_mask_mode(mode: str, allowed: tuple[str, ...]) -> str:
 
 
 # =========================================================================== ambient
+def image_noise_sigma(op: LinearOperator, y: Tensor, x: Tensor) -> float | Tensor:
+    """Measurement noise in the diffusion convention (std per real image channel), ``0`` if unknown.
+
+    ``op.noise_sigma`` follows the operator contract (complex noise: ``E|ε|² = σ_n²``). For
+    orthonormal operators whose measurements and images are both real (pixel masks, Gaussian
+    noise) the image-domain std per real channel is ``σ_n``; both complex (Cartesian MRI with
+    orthonormal FFT and normalised coil maps): ``σ_n/√2``. Other pairs (real images from complex
+    visibilities) have no such simple relation: ``0`` is returned (noise not accounted for).
+    """
+    s = _noise_level(None, op, y.shape[0], y)
+    if y.is_complex() != x.is_complex():
+        return 0.0
+    f = 1.0 / math.sqrt(2.0) if y.is_complex() else 1.0
+    return s * f if isinstance(s, Tensor) else float(s) * f
+
+
 class AmbientLoss:
     r"""Ambient Diffusion loss: learn ``E[x | Ã x_t, Ã]`` from measurements ``y = A x`` only.
 
@@ -273,28 +303,58 @@ class AmbientLoss:
     Each call draws ``Ã = A.subsample(δ)`` (every measured row kept w.p. ``1-δ``, protected
     rows ``keep`` always), builds the network input from Ã's data only::
 
-        u = Ã^H (Ã y + σ Ã η),   η ~ N(0, I) image-shaped       (= Ã^H Ã x_t, x_t = x + σ η)
+        u = Ã^H (Ã y + s Ã η),   η ~ N(0, I) image-shaped       (= Ã^H Ã x_t, x_t = x + σ η)
 
-    (PixelMask: ``u = M̃ ⊙ (x + σ η)``; Fourier operators: ``Ã^H(ỹ + σ ε)`` with ``ε = Ã η`` on
+    (PixelMask: ``u = M̃ ⊙ (y + s η)``; Fourier operators: ``Ã^H(ỹ + s ε)`` with ``ε = Ã η`` on
     Ã's rows), calls ``D = net(u, σ, mask=Ã.mask_channels())`` and scores it against the data:
 
         measurement space:  L = λ(σ) ‖P (A D − y)‖² / n_P
         image space (A-DPS): L = λ(σ) ‖A^H P (A D − y)‖² / (n_img · n_P / n_y)
 
     with ``P`` the projection on all measured rows of A, or with ``heldout=True`` on the rows of
-    A that are **not** in Ã (needed when ``y`` is noisy: their noise is independent of ``u``).
+    A that are **not** in Ã (their noise is independent of ``u``).
     ``n_P`` counts the scored real degrees of freedom (so samples with different sampling weigh
-    alike). With noisy ``y`` the input additionally carries the measurement noise on Ã's rows.
+    alike).
+
+    **Measurement noise.** With noisy ``y`` (σ_n' > 0, the noise per real image channel, see
+    :func:`image_noise_sigma`) Ã's rows already carry noise of level σ_n'. The loss then draws
+    σ from the log-normal truncated to ``σ > σ_n'`` and adds only ``s = √(σ² − σ_n'²)``, so the
+    network is told the noise level its input really has; the prior is trained for σ ≥ σ_n'
+    (samplers stop there). On Ã's rows the target's noise is also in the input, so plain scoring
+    of all rows (``heldout=False``) would teach D to reproduce it. ``heldout=True`` scores only
+    the rows outside Ã (exact, but fewer rows: a noisier gradient); ``heldout=None`` (default)
+    scores every row and, on Ã's rows, compares ``(1 − a) A D + a Ã x_t`` with ``a = σ_n'²/σ²``
+    (Tweedie, as in :class:`AmbientTweedieLoss`: exact when the measurement noise is white in
+    the image domain, e.g. pixel masks; for multi-coil k-space an approximation whose error
+    vanishes as σ ≫ σ_n'). Noiseless data: all rows, plain.
+
+    **Range of Ã** (MRI priors that must accept users' masks): ``extra_acceleration = r > 1``
+    draws, per sample, a target ratio ``ρ`` log-uniformly in ``[1/(1 − δ), r]`` and the δ that
+    makes Ã keep about ``1/ρ`` of A's rows (so Ã spans accelerations from ~R to ~r·R);
+    ``center_range = (lo, hi)`` protects, per sample, a centred block of ``c ~ U{lo..hi}`` lines
+    (inside A's protected rows) instead of all of them — line masks only.
+
+    **Weighting** (``weighting``; see ``docs/losses.md``): ``"edm"`` ``λ = (σ² + σ_d²)/(σ σ_d)²``;
+    ``"floor"`` ``λ = (σ² + σ_d²)/((σ² + σ_f²) σ_d²)`` with ``σ_f = sigma_floor`` (default σ_n');
+    ``"uncertainty"``: EDM2's learned per-σ uncertainty (Karras et al. 2024): the network returns
+    ``u(σ)`` (``net(..., return_logvar=True)``, :class:`~ambient_imaging.networks.EDMPrecond` with
+    ``logvar_channels``) and the loss is ``λ L / e^u + u`` with λ the floor weight, so every σ band
+    contributes O(1) whatever error it cannot remove.
+
+    After a call, ``last_sigma`` holds the drawn σ ``(B,)`` (trainer diagnostics per σ band).
 
     Args:
-        delta: further-corruption probability δ ∈ (0, 1).
+        delta: further-corruption probability δ ∈ (0, 1) (the smallest one with ``extra_acceleration``).
         keep: protected rows (``None``: operator default, e.g. MRI ACS; ``False``: none; or a bool tensor).
         space: ``"measurement"`` or ``"image"``.
-        heldout: score only A's rows outside Ã.
+        heldout: score only A's rows outside Ã (``None``: all rows, Tweedie-corrected on Ã's rows for noisy data).
         fresh_subsample: draw Ã afresh at every call (the theory). ``False``: Ã is a fixed,
             deterministic function of the sample — of ``meta[i][subsample_key]`` when present,
             else of a hash of ``y[i]`` — and of ``subsample_seed`` (the public Ambient code's behaviour).
         sigma_dist, sigma_data: noise-level distribution and σ_d.
+        sigma_n: measurement noise per real image channel (``None``: from the operator; ``0``: ignore).
+        weighting, sigma_floor: see above.
+        extra_acceleration, center_range: see above.
     """
 
     def __init__(
@@ -302,12 +362,17 @@ class AmbientLoss:
         delta: float = 0.1,
         keep: Tensor | None | bool = None,
         space: str = "measurement",
-        heldout: bool = False,
+        heldout: bool | None = None,
         fresh_subsample: bool = True,
         sigma_dist: LogNormalSigma | None = None,
         sigma_data: float = 0.5,
         subsample_seed: int = 0,
         subsample_key: str = "index",
+        sigma_n: float | None = None,
+        weighting: str = "edm",
+        sigma_floor: float | None = None,
+        extra_acceleration: float | None = None,
+        center_range: tuple[int, int] | None = None,
     ):
         if not 0.0 < float(delta) < 1.0:
             raise ValueError(f"AmbientLoss: delta must be in (0, 1), got {delta}")
@@ -315,15 +380,73 @@ class AmbientLoss:
             raise ValueError(f"AmbientLoss: space must be 'measurement' or 'image', got {space!r}")
         if keep is not None and keep is not False and not isinstance(keep, Tensor):
             raise TypeError(f"AmbientLoss: keep must be None, False or a bool tensor, got {type(keep).__name__}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"AmbientLoss: weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if sigma_n is not None and not (math.isfinite(float(sigma_n)) and float(sigma_n) >= 0):
+            raise ValueError(f"AmbientLoss: sigma_n must be >= 0, got {sigma_n}")
+        if sigma_floor is not None and not (math.isfinite(float(sigma_floor)) and float(sigma_floor) >= 0):
+            raise ValueError(f"AmbientLoss: sigma_floor must be >= 0, got {sigma_floor}")
+        if extra_acceleration is not None and not float(extra_acceleration) >= 1.0:
+            raise ValueError(f"AmbientLoss: extra_acceleration must be >= 1, got {extra_acceleration}")
+        if center_range is not None:
+            lo, hi = (int(v) for v in center_range)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"AmbientLoss: center_range must be (lo, hi) with 0 <= lo <= hi, got {center_range}")
+            center_range = (lo, hi)
         self.delta = float(delta)
         self.keep = keep
         self.space = space
-        self.heldout = bool(heldout)
+        self.heldout = None if heldout is None else bool(heldout)
         self.fresh_subsample = bool(fresh_subsample)
         self.sigma_dist = _check_sigma_dist(sigma_dist)
         self.sigma_data = _check_sigma_data(sigma_data)
         self.subsample_seed = int(subsample_seed)
         self.subsample_key = subsample_key
+        self.sigma_n = None if sigma_n is None else float(sigma_n)
+        self.weighting = weighting
+        self.sigma_floor = None if sigma_floor is None else float(sigma_floor)
+        self.extra_acceleration = None if extra_acceleration is None else float(extra_acceleration)
+        self.center_range = center_range
+        self.last_sigma: Tensor | None = None
+        self._image_like: dict[tuple, tuple[tuple[int, ...], torch.dtype]] = {}
+
+    def _ranges(self, op: LinearOperator, b: int, generator: torch.Generator | None,
+                seeds: list[int] | None) -> tuple[float | Tensor, Tensor | None | bool]:
+        """Per-sample δ and protected rows for ``extra_acceleration`` / ``center_range``."""
+        keep = self.keep
+        if self.extra_acceleration is None and self.center_range is None:
+            return self.delta, keep
+        sub = _factor(op)
+        if sub is None:
+            raise TypeError(f"{type(op).__name__} has no subsampling rows")
+        rows = sub.row_mask()
+        rows = rows.expand(b, *rows.shape[1:]) if rows.shape[0] == 1 else rows
+        if seeds is None:
+            u = torch.rand(b, 2, generator=generator, device=rows.device, dtype=torch.float64)
+        else:
+            u = torch.stack([torch.rand(2, generator=torch.Generator().manual_seed(s ^ 0x5EED), dtype=torch.float64)
+                             for s in seeds]).to(rows.device)
+        base = sub.default_keep() if keep is None else (None if keep is False else keep)
+        prot = None if base is None else torch.broadcast_to(base.to(rows.device).bool(), rows.shape) & rows
+        if self.center_range is not None:
+            if rows.ndim != 2:
+                raise ValueError("AmbientLoss: center_range needs a line mask ((B, W) rows, e.g. Cartesian MRI)")
+            lo, hi = self.center_range
+            width = (lo + torch.floor(u[:, 1] * (hi - lo + 1))).clamp_max(hi).to(rows.device)
+            w = rows.shape[-1]
+            start = w // 2 - torch.div(width, 2, rounding_mode="floor")  # ESPIRiT's centred block
+            col = torch.arange(w, device=rows.device)[None, :] - start[:, None]
+            block = (col >= 0) & (col < width[:, None])
+            prot = block & rows if prot is None else block & prot
+        delta: float | Tensor = self.delta
+        if self.extra_acceleration is not None and self.extra_acceleration > 1.0 / (1.0 - self.delta):
+            n = rows.reshape(b, -1).sum(1).double()
+            c = torch.zeros_like(n) if prot is None else prot.reshape(b, -1).sum(1).double()
+            lo, hi = math.log(1.0 / (1.0 - self.delta)), math.log(self.extra_acceleration)
+            ratio = torch.exp(lo + (hi - lo) * u[:, 0])
+            keep_frac = (n / ratio - c) / (n - c).clamp_min(1.0)
+            delta = (1.0 - keep_frac).clamp(self.delta, 0.95)
+        return delta, (False if prot is None else prot)
 
     def further_corrupt(self, batch: MeasurementBatch, generator: torch.Generator | None = None) -> LinearOperator:
         """Draw ``Ã`` for this batch (fresh, or deterministic per sample; see class doc)."""
@@ -331,21 +454,52 @@ class AmbientLoss:
         seeds = None
         if not self.fresh_subsample:
             seeds = [_stable_seed(self.subsample_seed, k) for k in _sample_keys(batch, self.subsample_key)]
-        return subsample_operator(batch.op, self.delta, b, generator, self.keep, seeds)
+        delta, keep = self._ranges(batch.op, b, generator, seeds)
+        return subsample_operator(batch.op, delta, b, generator, keep, seeds)
 
     def __call__(self, net: Any, batch: MeasurementBatch, generator: torch.Generator | None = None) -> Tensor:
         y, op = batch.y, batch.op
         b = y.shape[0]
         a_t = self.further_corrupt(batch, generator)
-        y_t = a_t.restrict(y)  # Ã's rows of y
-        x0 = a_t.measurements_to_image(y_t)
-        sigma = _sample_sigma(self.sigma_dist, b, x0, generator)
-        eta = _randn_image(x0, generator)
-        # u = Ã^H(ỹ + σ Ã η): the noise lives exactly on Ã's rows
-        u = x0 + _b4(sigma, x0.ndim) * a_t.measurements_to_image(a_t.restrict(a_t.forward(eta)))
-        d = net(u, sigma, mask=a_t.mask_channels())
+        rdt = _real_dtype(y)
+        # image-shaped noise (the shape/dtype of Ã^H ỹ, cached per layout: one adjoint per call, not two)
+        key = (type(op).__name__, tuple(y.shape), y.dtype, str(y.device))
+        if key not in self._image_like:
+            img = a_t.measurements_to_image(torch.zeros_like(y))
+            self._image_like = {key: (tuple(img.shape[1:]), img.dtype)}
+        shape, idt = self._image_like[key]
+        shape_ref = torch.empty((b, *shape), dtype=idt, device=y.device)
+        sigma_n = self.sigma_n if self.sigma_n is not None else image_noise_sigma(op, y, shape_ref)
+        noisy = bool(torch.as_tensor(sigma_n).max() > 0)
+        if noisy:
+            sigma = self.sigma_dist.sample_truncated(b, lower=sigma_n, generator=generator, device=y.device, dtype=rdt)
+            sn = torch.as_tensor(sigma_n, device=y.device, dtype=rdt).reshape(-1).expand(b)
+            s = torch.sqrt((sigma**2 - sn**2).clamp_min(0))
+        else:
+            sigma = _sample_sigma(self.sigma_dist, b, shape_ref, generator)
+            sn, s = torch.zeros_like(sigma), sigma
+        self.last_sigma = sigma.detach()
+        eta = _randn_image(shape_ref, generator)
+        # u = Ã^H(ỹ + s Ã η): one forward, one adjoint (the noise lives exactly on Ã's rows)
+        y_in = a_t.restrict(y + _b4(s, y.ndim).to(rdt) * a_t.forward(eta))  # Ã x_t (Ã's rows only)
+        u = a_t.measurements_to_image(y_in)
+        logvar = None
+        if self.weighting == "uncertainty":
+            out = net(u, sigma, mask=a_t.mask_channels(), return_logvar=True)
+            if not isinstance(out, tuple):
+                raise TypeError("AmbientLoss(weighting='uncertainty') needs a network that returns (D, logvar) "
+                                "with return_logvar=True (EDMPrecond with logvar_channels > 0)")
+            d, logvar = out
+        else:
+            d = net(u, sigma, mask=a_t.mask_channels())
 
-        r = op.restrict(op.forward(d) - y)
+        pred = op.forward(d)
+        if self.heldout is None and noisy:
+            # Tweedie on Ã's rows (their target noise is in the input): E[ỹ | u] = (1 − a) Ã D + a Ã x_t,
+            # a = σ_n'²/σ² — the minimiser stays D = E[x | u] while every measured row is scored
+            a = _b4((sn**2 / sigma**2).to(rdt), y.ndim)
+            pred = pred + a_t.restrict(a * (y_in - pred))
+        r = op.restrict(pred - y)
         support = op.restrict(torch.ones_like(y))
         if self.heldout:
             r = r - a_t.restrict(r)
@@ -358,7 +512,29 @@ class AmbientLoss:
             n_img = img[0].numel() * (2 if img.is_complex() else 1)
             frac = n_p / float(y[0].numel() * (2 if y.is_complex() else 1))
             per = _sq(img) / (n_img * frac).clamp_min(1.0)
-        return edm_weight(sigma, self.sigma_data) * per.to(sigma.dtype)
+        if logvar is not None:  # a sample with nothing to score (no held-out row) must not train u(σ)
+            logvar = logvar.reshape(-1) * (n_p > 0).to(logvar.dtype)
+        return _weighted(per.to(sigma.dtype), sigma, self.sigma_data, self.weighting, self.sigma_floor, sn, logvar,
+                         self)
+
+
+def _weighted(per: Tensor, sigma: Tensor, sigma_data: float, weighting: str, sigma_floor: float | None,
+              sigma_n: Tensor | float, logvar: Tensor | None, owner: Any = None) -> Tensor:
+    """``λ(σ) · per`` for the weighting (``"uncertainty"``: ``λ per / e^u + u``).
+
+    ``owner.last_weighted`` gets ``λ(σ) · per`` (detached, before the learned uncertainty): the
+    trainer's per-σ-band loss columns.
+    """
+    floor: float | Tensor = 0.0
+    if weighting in ("floor", "uncertainty"):
+        floor = sigma_floor if sigma_floor is not None else (sigma_n if weighting == "floor" else 0.0)
+    w = floor_weight(sigma, sigma_data, floor)
+    if owner is not None:
+        owner.last_weighted = (w * per).detach()
+    if logvar is None:
+        return w * per
+    lv = logvar.reshape(-1).to(per.dtype)
+    return w * per * torch.exp(-lv) + lv
 
 
 # =========================================================================== noisy data
@@ -418,6 +594,7 @@ class AmbientTweedieLoss:
         sigma = self.sigma_dist.sample_truncated(
             b, lower=sigma_n, generator=generator, device=y.device, dtype=_real_dtype(y)
         )
+        self.last_sigma = sigma.detach()
         sn = torch.as_tensor(sigma_n, device=y.device, dtype=sigma.dtype).reshape(-1).expand(b)
         extra = torch.sqrt((sigma**2 - sn**2).clamp_min(0))
         x_t = op.restrict(y + _b4(extra, y.ndim) * _randn_image(y, generator))
@@ -542,9 +719,14 @@ class OracleLoss:
     that expect a mask.
     """
 
-    def __init__(self, sigma_dist: LogNormalSigma | None = None, sigma_data: float = 0.5, mask: str = "none"):
+    def __init__(self, sigma_dist: LogNormalSigma | None = None, sigma_data: float = 0.5, mask: str = "none",
+                 weighting: str = "edm"):
         self.sigma_dist = _check_sigma_dist(sigma_dist)
         self.sigma_data = _check_sigma_data(sigma_data)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"OracleLoss: weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.weighting = weighting
+        self.last_sigma: Tensor | None = None
         self.mask = _check_mask_mode(mask, ("none", "ones"))
 
     def __call__(self, net: Any, batch: MeasurementBatch, generator: torch.Generator | None = None) -> Tensor:
@@ -555,7 +737,7 @@ class OracleLoss:
             )
         x = batch.reference
         return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x, net), self.sigma_dist,
-                              self.sigma_data, generator)
+                              self.sigma_data, generator, self.weighting, self)
 
 
 class NaiveLoss:
@@ -566,15 +748,20 @@ class NaiveLoss:
     Also the right loss for *clean* samples (A = identity) in a :class:`MixtureLoss`.
     """
 
-    def __init__(self, sigma_dist: LogNormalSigma | None = None, sigma_data: float = 0.5, mask: str = "none"):
+    def __init__(self, sigma_dist: LogNormalSigma | None = None, sigma_data: float = 0.5, mask: str = "none",
+                 weighting: str = "edm"):
         self.sigma_dist = _check_sigma_dist(sigma_dist)
         self.sigma_data = _check_sigma_data(sigma_data)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"NaiveLoss: weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.weighting = weighting
+        self.last_sigma: Tensor | None = None
         self.mask = _check_mask_mode(mask, ("none", "ones", "operator"))
 
     def __call__(self, net: Any, batch: MeasurementBatch, generator: torch.Generator | None = None) -> Tensor:
         x = batch.op.measurements_to_image(batch.y).detach()
         return _edm_on_images(net, x, _mask_for(batch.op, self.mask, x, net), self.sigma_dist,
-                              self.sigma_data, generator)
+                              self.sigma_data, generator, self.weighting, self)
 
 
 class MixtureLoss:
