@@ -15,7 +15,8 @@ from .data import ResumableBatchSampler, TrainingData, build_training_data
 from .distributed import DistContext, init_distributed
 from .losses import AmbientLoss, AmbientTweedieLoss, ConsistencyLoss, NaiveLoss, OracleLoss
 from .prior import Prior, load_prior
-from .sigma import LogNormalSigma, edm_weight, sample_sigma
+from .sigma import LogNormalSigma, edm_weight, floor_weight, sample_sigma
+from .statistics import estimate_sigma_data, mask_in_training_range, measurement_summary
 from .trainer import NonFiniteLossError, Trainer, TrainResult, build_loss, build_network, seed_everything, train
 
 __all__ = [
@@ -26,6 +27,10 @@ __all__ = [
     "NaiveLoss",
     "LogNormalSigma",
     "edm_weight",
+    "floor_weight",
+    "estimate_sigma_data",
+    "measurement_summary",
+    "mask_in_training_range",
     "sample_sigma",
     "TrainConfig",
     "Trainer",
