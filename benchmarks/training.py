@@ -237,7 +237,10 @@ def quickstart_case(data: str, steps: int, rounds: int, threads: int, before_ref
                      "img_s_wall": 8 / statistics.median(x["wall_s_per_step"] for x in rs),
                      "diag_cpu_ms_per_step": 1e3 * statistics.median(x.get("diag_cpu_s_per_step", 0.0) for x in rs),
                      "rounds": rs}
+    from ambient_imaging.training.trainer import cpu_bf16_native
+
     return {"data": data, "steps": steps, "rounds": rounds, "threads": threads, "before_ref": before_ref,
+            "bf16_native": cpu_bf16_native(),
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None, **res}
 
 
@@ -250,15 +253,18 @@ def write_quickstart(res: dict, out: Path) -> str:
         "",
         f"{datetime.date.today().isoformat()}, {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} cores), torch {torch.__version__}. **{res['threads']} thread(s)**; load average "
-        f"{res['load_average']:.2f} at the end of the run: the cores were shared with other jobs, so wall-clock "
-        "numbers are slowed down by them, while images per CPU-second of the training process are not (much).",
+        f"{res['load_average']:.2f} at the end of the run. Other engineers' jobs shared the 2 cores during parts "
+        "of the run: wall-clock numbers are slowed down by them, images per CPU-second of the training process "
+        "much less (the two columns agree when the cores were free).",
         "",
         f"Setting: the quickstart's 'tiny' network, 64x64 8-coil mri-brain k-space (`{res['data']}`), batch 8, "
         "ambient loss, full Trainer steps (data, loss, backward, clipping, AdamW, EMA) after one warm-up epoch; "
         f"{res['steps']} timed steps per round, {res['rounds']} rounds, before/after interleaved in separate "
         f"processes; medians. *before* = the training code at `{res['before_ref']}` (when issue 10 was filed), "
-        "*after* = this tree with its defaults (channels-last, flash attention kernel, one adjoint less per loss "
-        "call, item cache, per-σ-band gradient norms every 100 steps amortised).",
+        "*after* = this tree with its defaults: bf16 autocast (`precision = auto` on a CPU with native bf16: "
+        f"{'yes' if res.get('bf16_native') else 'no'}), the 'tiny' preset without its mid-block attention, the "
+        "flash attention kernel, one adjoint less per loss call, the item cache, and the per-σ-band gradient "
+        "norms (every 100 steps, amortised in the numbers; last column).",
         "",
         "| variant | img/s per CPU-second | img/s wall | band diagnostics (ms/step, amortised) |",
         "|---|---|---|---|",

@@ -43,7 +43,7 @@ EVAL_SIGMAS = (0.03, 0.1, 0.3, 1.0, 3.0)
 VARIANTS = {
     # the defaults before issue 10: σ_n ignored, all rows scored, EDM weight, σ_d = 0.5, fixed δ, ACS protected
     "before": dict(sigma_data=0.5, weighting="edm", heldout=False, extra_acceleration=1.0, mask_domain="kspace",
-                   precision="fp32", channels_last=False, cache_items=False,
+                   precision="fp32", channels_last=False, cache_items=False, network_overrides={"mid_attention": True},
                    _ignore_noise=True, _fixed_center=True),
     # the new defaults
     "after": dict(),
@@ -55,7 +55,7 @@ VARIANTS = {
     "after, fixed masks": dict(extra_acceleration=1.0, _fixed_center=True),
     "after, sigma_data 0.5": dict(sigma_data=0.5),
     "after, fp32": dict(precision="fp32"),
-    "after, no mid attention": dict(network_overrides={"mid_attention": False}),
+    "after, tiny with mid attention": dict(network_overrides={"mid_attention": True}),
 }
 
 
