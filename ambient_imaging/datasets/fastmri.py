@@ -991,7 +991,9 @@ class FastMRISlices(Dataset):
             ``mask_spec=MaskSpec(mask_kind, acceleration, center_fraction=..., seed=mask_seed)``.
         noise_sigma: k-space noise std in file units (divided by the scale like ``y``), or
             ``"estimate"``: a robust (MAD) estimate from the outermost 1/16 of readout rows of
-            the sampled columns — an over-estimate when those rows still hold signal. Default 0.
+            the sampled columns — an over-estimate when those rows still hold signal — or
+            ``"auto"`` (default): the file's ``attrs["noise_sigma"]`` when it has one (the embedded
+            sets do), else the estimate. ``0`` treats the data as noiseless.
         percentile: percentile for :func:`~ambient_imaging.datasets.normalize.measurement_scale`.
         padding: zero-padding of the phase-encode axis, per file (:func:`acquired_band`):
             ``"auto"`` (header ``encodingLimits``, else detected edge bands of zero columns),
@@ -1029,7 +1031,7 @@ class FastMRISlices(Dataset):
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         strict: bool = False,
         reference: str | None = None,
-        noise_sigma: float | str = 0.0,
+        noise_sigma: float | str = "auto",
         percentile: float = 99.0,
         acceleration: float | None = None,
         center_fraction: float | None = None,
@@ -1048,8 +1050,8 @@ class FastMRISlices(Dataset):
         if mask_spec is None and acceleration is not None:
             mask_spec = MaskSpec(mask_kind, float(acceleration), center_fraction=center_fraction, seed=int(mask_seed))
         self.mask_spec = mask_spec
-        if not (noise_sigma == "estimate" or isinstance(noise_sigma, (int, float))):
-            raise ValueError(f"FastMRISlices: noise_sigma must be a float or 'estimate', got {noise_sigma!r}")
+        if not (noise_sigma in ("estimate", "auto") or isinstance(noise_sigma, (int, float))):
+            raise ValueError(f"FastMRISlices: noise_sigma must be a float, 'auto' or 'estimate', got {noise_sigma!r}")
         self.sens_maps, self.cache_dir, self.acs_lines = sens_maps, cache_dir, acs_lines
         self.transform, self.reference = transform, (None if reference is False else reference)
         self.noise_sigma, self.percentile = noise_sigma, percentile
@@ -1130,6 +1132,19 @@ class FastMRISlices(Dataset):
             hit = self._maps[pid]
         return hit[1][s]
 
+    def _noise_sigma(self, fi: int) -> float | None:
+        """File ``fi``'s k-space noise std in file units (``None``: estimate it from the slice)."""
+        if self.noise_sigma == "estimate":
+            return None
+        if self.noise_sigma == "auto":
+            v = self._file(fi).attrs.get("noise_sigma")
+            try:
+                v = float(np.asarray(v).reshape(-1)[0]) if v is not None else None
+            except (TypeError, ValueError, IndexError):
+                v = None
+            return v if v is not None and np.isfinite(v) and v >= 0 else None
+        return float(self.noise_sigma)
+
     def problem(self, index: int, reference: bool = False) -> Problem:
         """The :class:`~ambient_imaging.problems.Problem` of item ``index`` (file units), built by
         :func:`~ambient_imaging.problems.mri_problem` — the builder ``reconstruct`` uses."""
@@ -1143,7 +1158,7 @@ class FastMRISlices(Dataset):
         band = self.band(fi)
         fully = bool(np.all(sl["mask"][..., band.lo : band.hi]))
         maps = None if k.shape[0] == 1 else self._coil_maps(fi, s, k.shape[-1], fully)
-        sigma = None if self.noise_sigma == "estimate" else float(self.noise_sigma)
+        sigma = self._noise_sigma(fi)
         return mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=self.mask_spec,
                            key=f"{path.name}:{s}", band=band.bounds, maps=maps, noise_sigma=sigma,
                            reference=reference,

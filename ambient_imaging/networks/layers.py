@@ -176,8 +176,10 @@ class UNetBlock(nn.Module):
         if self.num_heads:
             b, c, hh, ww = x.shape
             q, k, v = self.qkv(self.norm2(x)).reshape(b, 3, self.num_heads, c // self.num_heads, hh * ww).unbind(1)
-            # (B, heads, N, d) layout for scaled_dot_product_attention
-            a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+            # contiguous (B, heads, N, d) for scaled_dot_product_attention: on CPU only contiguous inputs take
+            # the fused flash kernel (about 2x faster than the bmm/softmax fallback, same result)
+            q, k, v = (t.transpose(-1, -2).contiguous() for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v)
             a = a.transpose(-1, -2).reshape(b, c, hh, ww)
             x = (self.proj(a) + x) * self.skip_scale
         return x

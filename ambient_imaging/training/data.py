@@ -121,11 +121,14 @@ class TrainingData:
             :func:`ambient_imaging.datasets.collate_measurements`).
         family: operator family. image_shape: ``(C, H, W)``. is_complex: complex images.
         mask_channels: number of mask channels the network gets (0: none).
-        noise_sigma: measurement noise std at the training scale.
+        noise_sigma: measurement noise std at the training scale (operator convention; MRI: the
+            median over the set of each slice's σ_n divided by its scale).
         scale_rule: how measurements were normalised, in words (``normalisation.describe()``).
         normalisation: the structured rule, stored with the prior (default: read from ``scale_rule``).
         mask_spec: the sampling protocol of retrospectively undersampled MRI data (stored with the prior).
         notes: human-readable remarks (printed by the CLI).
+        statistics: :func:`~ambient_imaging.training.statistics.measurement_summary` of the set when
+            the builder computed it (σ_n range, accelerations, centre widths); else computed by ``train``.
     """
 
     dataset: Dataset
@@ -138,6 +141,7 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)
     normalisation: Normalisation | None = None
     mask_spec: MaskSpec | None = None
+    statistics: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None:
@@ -412,8 +416,11 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     op = item["operator"]
     h, w = (int(s) for s in item["y"].shape[-2:])
     mc = op.mask_channels()
-    sigma = op.noise_sigma
-    sigma_n = float(sigma) if not isinstance(sigma, torch.Tensor) or sigma.numel() == 1 else 0.0
+    from .statistics import measurement_summary
+
+    # σ_n of every slice (the file's attrs["noise_sigma"] or a robust estimate) / its scale: the median
+    stats = measurement_summary(ds, max_items=64)
+    sigma_n = float(stats["noise_sigma"])
     return TrainingData(
         dataset=ds,
         family="mri",
@@ -425,6 +432,7 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
         notes=[f"{len(ds)} slices from {len(files)} fastMRI file(s) in {path}, {item['y'].shape[0]} coils, {h}x{w}"],
         normalisation=ds.normalisation,
         mask_spec=spec if item["meta"].get("retrospective") else None,
+        statistics=stats,
     )
 
 

@@ -38,6 +38,10 @@ class Prior:
         scale_rule: how measurements were normalised before training.
         config: the run's settings (a dict). run_dir: where it was loaded from.
         step: training step of the loaded weights.
+        info: everything the run recorded about the prior (``state.json``'s ``"prior"`` table),
+            e.g. ``train_accelerations`` / ``train_center_lines`` (``[lo, hi]``: the MRI masks it
+            was trained on, see :func:`~ambient_imaging.training.mask_in_training_range`),
+            ``noise_sigma_image`` (σ_n per real image channel), ``sigma_data_estimated``.
     """
 
     denoiser: nn.Module
@@ -55,6 +59,7 @@ class Prior:
     config: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     step: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
@@ -132,4 +137,5 @@ def load_prior(run_dir: str | os.PathLike, device: str | torch.device = "cpu", e
         config=config,
         run_dir=path,
         step=ck.step,
+        info=dict(info) if isinstance(info, dict) else {},
     )
