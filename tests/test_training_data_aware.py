@@ -293,3 +293,29 @@ def test_attention_kernel_choice_does_not_change_the_block():
     with sdpa_kernel(SDPBackend.MATH):
         ref = blk(x, emb)
     assert torch.allclose(fast, ref, atol=1e-5)
+
+
+def test_resolve_data_settings_records_noise_sigma_data_and_mask_range():
+    from types import SimpleNamespace
+
+    from ambient_imaging.training.trainer import resolve_data_settings
+
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for i in range(12):
+        op = _line_op(1, w=16, h=8, acs=4, lines=8, seed=i, noise=0.04)
+        x = 0.3 * torch.complex(torch.randn(1, 1, 8, 16, generator=g), torch.randn(1, 1, 8, 16, generator=g))
+        items.append({"y": op(x)[0], "operator": op, "scale": 1.0, "meta": {}})
+    data = SimpleNamespace(dataset=items, family="mri", noise_sigma=0.04, statistics=None)
+    cfg = TrainConfig(data="x", operator="mri", out="o")
+    cfg2, info, notes = resolve_data_settings(cfg, data)
+    assert cfg2.sigma_data == pytest.approx(0.3, rel=0.2) and info["sigma_data_estimated"]
+    assert info["noise_sigma_image"] == pytest.approx(0.04 / 2**0.5)
+    assert info["scoring"] == "tweedie" and info["weighting"] == "uncertainty"
+    assert info["data_accelerations"] == [2.0, 2.0] and info["train_accelerations"] == [2.0, 4.0]
+    lo, hi = info["train_center_lines"]
+    assert cfg2.center_lines[0] == lo == 2 and hi >= 4
+    assert any("σ_data" in n for n in notes)
+    # an explicit σ_data and heldout are kept
+    cfg3, info3, _ = resolve_data_settings(cfg.replace(sigma_data=0.5, heldout=True), data)
+    assert cfg3.sigma_data == 0.5 and not info3["sigma_data_estimated"] and info3["scoring"] == "held-out rows"
