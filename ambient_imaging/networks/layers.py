@@ -179,7 +179,13 @@ class UNetBlock(nn.Module):
             # contiguous (B, heads, N, d) for scaled_dot_product_attention: on CPU only contiguous inputs take
             # the fused flash kernel (about 2x faster than the bmm/softmax fallback, same result)
             q, k, v = (t.transpose(-1, -2).contiguous() for t in (q, k, v))
-            a = F.scaled_dot_product_attention(q, k, v)
+            if torch.is_grad_enabled() and not self.training:
+                # sampling through the network's Jacobian (MMPS covariances) needs double backward, which the
+                # fused kernels do not implement: the explicit softmax attention (same result) supports it
+                w = torch.softmax(q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5), dim=-1)
+                a = w @ v
+            else:
+                a = F.scaled_dot_product_attention(q, k, v)
             a = a.transpose(-1, -2).reshape(b, c, hh, ww)
             x = (self.proj(a) + x) * self.skip_scale
         return x

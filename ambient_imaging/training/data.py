@@ -409,7 +409,8 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     # fully sampled files are undersampled by the one mask rule reconstruction uses (files that are
     # undersampled already keep their own masks)
     spec = MaskSpec(cfg.mask_kind, float(cfg.acceleration), center_fraction=cfg.center_fraction, seed=cfg.seed)
-    ds = FastMRISlices(files, mask_spec=spec)
+    # the oracle baseline (evaluation only) learns from the fully sampled coil-combined images
+    ds = FastMRISlices(files, mask_spec=spec, reference=True if cfg.loss == "oracle" else None)
     if len(ds) == 0:
         raise ValueError(f"{path}: the fastMRI files hold no slices")
     item = ds[0]
@@ -431,9 +432,24 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
         scale_rule=ds.normalisation.describe(),
         notes=[f"{len(ds)} slices from {len(files)} fastMRI file(s) in {path}, {item['y'].shape[0]} coils, {h}x{w}"],
         normalisation=ds.normalisation,
-        mask_spec=spec if item["meta"].get("retrospective") else None,
+        mask_spec=spec if item["meta"].get("retrospective") else _recorded_mask_spec(path),
         statistics=stats,
     )
+
+
+def _recorded_mask_spec(path: Path) -> MaskSpec | None:
+    """The sampling protocol a data build recorded (``build.json`` ``"mask"`` in the folder or its parent)."""
+    import json
+
+    folder = path if path.is_dir() else path.parent
+    for cand in (folder / "build.json", folder.parent / "build.json"):
+        if cand.is_file():
+            try:
+                d = json.loads(cand.read_text()).get("mask")
+                return MaskSpec.from_dict(d) if isinstance(d, dict) else None
+            except (ValueError, TypeError):
+                return None
+    return None
 
 
 def _build_interferometry(cfg: TrainConfig) -> TrainingData:

@@ -35,7 +35,12 @@ class Prior:
         sigma_min, sigma_max: the diffusion-noise range the denoiser is trained for
             (``sigma_min = σ_n`` for Tweedie priors: sample with the truncated sampler).
         sigma_data: EDM σ_data. mask_channels: number of mask channels the network takes.
-        scale_rule: how measurements were normalised before training.
+        scale_rule: how measurements were normalised before training (a sentence: ``normalisation.describe()``).
+        normalisation: the structured rule (:class:`~ambient_imaging.problems.Normalisation`) that
+            reconstruction applies and undoes; read from the checkpoint's record, or from
+            ``scale_rule`` for priors written before records existed.
+        mask_spec: the k-space sampling protocol of retrospectively undersampled MRI training data
+            (:class:`~ambient_imaging.problems.MaskSpec`), ``None`` when the data carried their own masks.
         config: the run's settings (a dict). run_dir: where it was loaded from.
         step: training step of the loaded weights.
         info: everything the run recorded about the prior (``state.json``'s ``"prior"`` table),
@@ -59,6 +64,8 @@ class Prior:
     config: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     step: int = 0
+    normalisation: Any = None
+    mask_spec: Any = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -137,5 +144,30 @@ def load_prior(run_dir: str | os.PathLike, device: str | torch.device = "cpu", e
         config=config,
         run_dir=path,
         step=ck.step,
+        normalisation=_normalisation(info, ck_dir),
+        mask_spec=_mask_spec(info, ck_dir),
         info=dict(info) if isinstance(info, dict) else {},
     )
+
+
+def _normalisation(info: dict[str, Any], where: Path) -> Any:
+    from ambient_imaging.problems import Normalisation
+
+    try:
+        if isinstance(info.get("normalisation"), dict):
+            return Normalisation.from_dict(info["normalisation"])
+        return Normalisation.from_rule(str(info.get("scale_rule", "unknown")))
+    except ValueError as err:
+        raise CheckpointError(f"{where}: {err}") from err
+
+
+def _mask_spec(info: dict[str, Any], where: Path) -> Any:
+    from ambient_imaging.problems import MaskSpec
+
+    d = info.get("mask_spec")
+    if not isinstance(d, dict):
+        return None
+    try:
+        return MaskSpec.from_dict(d)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{where}: the recorded mask_spec is not valid ({err})") from err
