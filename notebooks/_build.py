@@ -258,9 +258,8 @@ import torch
 
 from ambient_imaging import operators as O
 from ambient_imaging.datasets import FastMRISlices, fastmri_info, read_fastmri_slice
-from ambient_imaging.datasets.embedded.mri_brain import acs_lines_for, build_mri_brain
-from ambient_imaging.metrics import psnr, ssim
-from ambient_imaging.sampling import MMPS, L1Wavelet, ZeroFilled, reconstruct
+from ambient_imaging.datasets.embedded.mri_brain import build_mri_brain
+from ambient_imaging.reconstruction import MaskSpec, default_method_name, make_method, mri_problem, reconstruct
 from ambient_imaging.training import TrainConfig, load_prior, train
 
 plt.rcParams["figure.dpi"] = 80
@@ -342,45 +341,44 @@ plt.tight_layout()
     md("""
 ## 4. Reconstruct a held-out slice
 
-The held-out file is fully sampled: we undersample one slice at R=4 with a fresh random
-mask (same ACS width as training), estimate ESPIRiT maps from its ACS lines, and compare
-methods against the fully sampled coil-combined reference. `reconstruct` handles the units
-(divides by the measurement scale before sampling, multiplies back after) and reports the
-data fidelity (reduced χ², ≈ 1 for a fit at the noise level).
+The held-out file is fully sampled. `mri_problem` — the builder the training dataset uses too —
+undersamples one slice with `MaskSpec` (the one rule that turns R into a mask; the same spec and
+key give the same mask everywhere), estimates ESPIRiT maps from the *measured* ACS lines, carries
+the ACS as protected rows of the operator, and keeps the fully sampled reference for scoring.
+`reconstruct` applies and undoes the prior's normalisation, scores against the reference and
+reports the data fidelity (reduced χ², ≈ 1 for a fit at the noise level). The prior's default
+sampler is chosen from what the prior is (`ambient-mmps` for an ambient prior).
 """),
     code("""
 val_file = sorted((work / "mri-brain" / "val").glob("*.h5"))[0]
 sl = read_fastmri_slice(val_file, 0)
-k_full = torch.from_numpy(sl["kspace"]).to(torch.complex64)  # (Nc, H, W), fully sampled
-nc, h, w = k_full.shape
-mask, acs = O.mri_mask((h, w), 4, kind="random", center_lines=acs_lines_for(w, 4), seed=123)
-maps = O.espirit_maps(k_full * mask[0], calib_width=acs_lines_for(w, 4), kernel_width=3)  # 6 ACS lines: small kernel
-sigma = float(fastmri_info(val_file)["attrs"]["noise_sigma"])
-op = O.MultiCoilMRI(maps[None], mask, noise_sigma=sigma, acs=acs)
-y = op.restrict(k_full[None])
-reference = (maps.conj() * O.ifft2c(k_full)).sum(0).abs().numpy()
+problem = mri_problem(sl["kspace"], mask_spec=MaskSpec("random", 4, seed=123), key=f"{val_file.name}:0")
+print(problem.op, {k: problem.meta[k] for k in ("acceleration", "acs_lines", "noise_sigma")})
+reference = problem.reference[0, 0].abs().numpy()
 
+default = default_method_name(prior)
 gen = torch.Generator().manual_seed(0)
 results = {
-    "zero-filled": reconstruct(y, op, None, ZeroFilled()),
-    "ℓ1-wavelet": reconstruct(y, op, None, L1Wavelet(lamda=1e-3)),
-    "MMPS (ambient prior)": reconstruct(y, op, prior, MMPS(steps=12), samples=4, generator=gen),
+    "zero-filled": reconstruct(problem, make_method("zero-filled"), name="zero-filled"),
+    "ℓ1-wavelet": reconstruct(problem, make_method("l1-wavelet"), name="l1-wavelet"),
+    default: reconstruct(problem, make_method(default, prior, steps=12), prior, name=default, samples=4,
+                         generator=gen),
 }
-for name, rec in results.items():
-    est = rec.mean[0, 0].abs().numpy()
-    print(f"{name:22s} PSNR {psnr(reference, est):5.2f} dB  SSIM {ssim(reference, est):.3f}  "
-          f"χ²_red {rec.info['chi2_red'][0]:7.2f}  {rec.info['seconds']:.1f} s")
+for name, res in results.items():
+    m = res.metrics
+    print(f"{name:14s} PSNR {m['psnr']:5.2f} dB  SSIM {m['ssim']:.3f}  χ²_red {m['chi2_red']:7.2f}  "
+          f"{m['seconds']:.1f} s")
 """),
     code("""
 fig, ax = plt.subplots(1, 5, figsize=(15, 3.4))
 vmax = reference.max()
 ax[0].imshow(reference, cmap="gray", vmin=0, vmax=vmax)
 ax[0].set_title("fully sampled reference")
-for a, (name, rec) in zip(ax[1:4], results.items()):
-    a.imshow(rec.mean[0, 0].abs(), cmap="gray", vmin=0, vmax=vmax)
-    a.set_title("MMPS posterior mean" if name.startswith("MMPS") else name)
-im = ax[4].imshow(results["MMPS (ambient prior)"].std[0, 0], cmap="magma")
-ax[4].set_title("MMPS posterior std")
+for a, (name, res) in zip(ax[1:4], results.items()):
+    a.imshow(res.mean[0].abs(), cmap="gray", vmin=0, vmax=vmax)
+    a.set_title(f"{name} posterior mean" if name == default else name)
+im = ax[4].imshow(results[default].std[0], cmap="magma")
+ax[4].set_title(f"{default} posterior std")
 plt.colorbar(im, ax=ax[4], fraction=0.046)
 for a in ax:
     a.axis("off")
