@@ -352,3 +352,16 @@ def test_closure_rml_cli_on_gain_corrupted_vlbi(tmp_path, capsys):
     code, _, err = _run(["reconstruct", "--data", uv, "--sampler", "rml-tv", "--fov", "160uas", "--npix", 32,
                          "--out", tmp_path / "tv.fits", "--strict"], capsys)
     assert code == 1 and "chi2" in err
+
+
+def test_absurd_visibility_flags_are_refused_before_work(tmp_path, capsys):
+    from ambient_imaging.datasets.simulate_vlbi import UAS, simulate_eht
+
+    uv = tmp_path / "eht.uvfits"
+    simulate_eht((16, 16), 160 * UAS, n_times=6, seed=2, path=uv)
+    for flags, msg in ((["--fov", "1e-9uas"], "synthesized beams"), (["--fov", "160uas", "--npix", 100000], "npix"),
+                       (["--fov", "160uas", "--device", "bogus"], "device")):
+        code, _, err = _run(["reconstruct", "--data", uv, "--sampler", "rml-tv", "--out", tmp_path / "x.fits", *flags],
+                            capsys)
+        assert code == 1 and msg in err, err
+    assert not (tmp_path / "x.fits").exists()

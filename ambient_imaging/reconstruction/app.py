@@ -211,7 +211,7 @@ def plan_outputs(data: Path, out: Path, files: list[Path], kind: str) -> list[Pa
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(f"--out {t}: cannot write into {parent} (permission denied)")
+            raise ValueError(f"--out {t}: cannot write into {parent} (permission denied)")
     return targets
 
 
@@ -281,7 +281,7 @@ def reconstruct_path(
             if kind == "mri":
                 new = _mri_file(f, target, prior, method, name, opts, gen, len(files) == 1, say)
             elif kind == "visibilities":
-                new = _visibility_file(f, target, prior, method, name, opts, gen)
+                new = _visibility_file(f, target, prior, method, name, opts, gen, say)
             else:
                 new = _image_file(f, target, prior, method, name, opts, gen)
             rows.extend(new)
@@ -380,7 +380,7 @@ def _sky_outputs(target: Path, result: Result, header: Any, name: str, prior: An
 
 
 def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
-                     gen: torch.Generator) -> list[dict[str, Any]]:
+                     gen: torch.Generator, say: Callable[[str], None]) -> list[dict[str, Any]]:
     from ambient_imaging.datasets.fits import sky_fits_header, write_sky_fits
     from ambient_imaging.datasets.uvfits import read_uvfits
 
@@ -390,6 +390,14 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     need = len(obs) * 16 + n * n * 8 * max(1, int(opts.samples)) * 16
     if need > 32 * 2**30:
         raise ValueError(f"--npix {n}: about {need / 2**30:.0f} GiB would be needed; use a smaller --npix")
+    uv_max = float(np.abs(np.asarray(obs.uv)).max()) if len(obs) else 0.0
+    uas = 180 / np.pi * 3600e6  # radians → µas
+    if uv_max > 0 and n * pixel < 2.0 / uv_max:
+        raise ValueError(f"--fov {opts.fov} is smaller than two synthesized beams ({2.0 / uv_max * uas:.3g} µas for "
+                         "these baselines): nothing can be imaged; widen --fov")
+    if uv_max > 0 and pixel > 1.0 / (2.0 * uv_max):
+        say(f"{f.name}: pixels of {pixel * uas:.3g} µas do not sample the longest baselines "
+            f"(Nyquist {1.0 / (2.0 * uv_max) * uas:.3g} µas); raise --npix or narrow --fov")
     prob = visibility_problem(obs, n, pixel, meta={"file": f.name, "slice": 0, "object": obs.source})
     if prior is not None:
         prob.y, prob.op = prob.y.to(torch.complex64), prob.op.to(dtype=torch.float32)
