@@ -8,7 +8,7 @@
 2. trains a small ambient prior on the undersampled training k-space only, for a
    bounded wall-clock budget (``--minutes``, 15 by default; a GPU when present);
 3. reconstructs the held-out slices at R=4 with the prior's default posterior
-   sampler (ambient-MMPS for an ambient prior) and with the zero-filled and L1-wavelet baselines,
+   sampler (A-DPS for an ambient prior) and with the zero-filled and L1-wavelet baselines,
    through the same reconstruction layer as ``ambient-imaging reconstruct``;
 4. prints a table (PSNR/SSIM/NMSE, seconds per slice) and writes NetCDF
    outputs, metrics JSON/CSV and a comparison figure into one folder.

@@ -347,7 +347,7 @@ key give the same mask everywhere), estimates ESPIRiT maps from the *measured* A
 the ACS as protected rows of the operator, and keeps the fully sampled reference for scoring.
 `reconstruct` applies and undoes the prior's normalisation, scores against the reference and
 reports the data fidelity (reduced χ², ≈ 1 for a fit at the noise level). The prior's default
-sampler is chosen from what the prior is (`ambient-mmps` for an ambient prior).
+sampler is chosen from what the prior is (A-DPS, `adps`, for an ambient prior).
 """),
     code("""
 val_file = sorted((work / "mri-brain" / "val").glob("*.h5"))[0]

@@ -142,12 +142,14 @@ def test_default_posterior_sampler_per_prior_type():
     tweedie = SimpleNamespace(mask_channels=0, delta=0.0, sigma_min=0.1, sigma_max=80.0, noise_sigma=0.1,
                               config={"loss": "tweedie"})
     s = default_posterior_sampler(ambient)
-    assert isinstance(s, AmbientMMPS) and default_sampler_name(ambient) == s.name == "ambient-mmps"
+    assert isinstance(s, ADPS) and default_sampler_name(ambient) == s.name == "adps" and s.delta == 0.1
     assert s.sigma_min == 0.01
     for prior, smin in ((naive, 0.03), (tweedie, 0.1)):
         s = default_posterior_sampler(prior, steps=7)
-        assert type(s) is MMPS and s.name == default_sampler_name(prior) == "mmps"
+        assert type(s) is DPS and s.name == default_sampler_name(prior) == "dps"
         assert s.sigma_min == smin and s.steps == 7  # σ ≥ σ_n of the prior
+    assert isinstance(make_posterior_sampler("ambient-mmps", ambient), AmbientMMPS)
+    assert type(make_posterior_sampler("mmps", naive)) is MMPS
     assert make_posterior_sampler("adps", ambient).delta == 0.1
     with pytest.raises(ValueError, match="unknown posterior sampler"):
         make_posterior_sampler("nope", ambient)

@@ -41,8 +41,9 @@ def default_method_name(prior: Any | None) -> str:
     """The default ``--sampler`` for a prior (``zero-filled`` without one).
 
     The choice is :func:`ambient_imaging.sampling.default_sampler_name` (``docs/sampling.md``):
-    ``ambient-mmps`` for mask-conditioned ambient priors (consistent with ``E[x | Ã x_t, Ã]``),
-    ``mmps`` for priors that denoise the whole ``x_t`` (oracle, naive, Tweedie).
+    ``adps`` for mask-conditioned ambient priors (the network only sees masks of its training
+    distribution), ``dps`` for priors that denoise the whole ``x_t`` (oracle, naive, Tweedie); the
+    covariance samplers stay available by name.
     """
     if prior is None:
         return "zero-filled"
