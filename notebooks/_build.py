@@ -256,7 +256,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ambient_imaging import operators as O
 from ambient_imaging.datasets import FastMRISlices, fastmri_info, read_fastmri_slice
 from ambient_imaging.datasets.embedded.mri_brain import build_mri_brain
 from ambient_imaging.reconstruction import MaskSpec, default_method_name, make_method, mri_problem, reconstruct
