@@ -38,7 +38,6 @@ __all__ = [
     "normalisation",
     "prior_normalisation",
     "BASELINES",
-    "robust_scale",
     "check_measurements",
 ]
 
@@ -120,11 +119,6 @@ def normalisation(prior: Any, y: Tensor, op: LinearOperator, scale: Tensor | Non
         s = torch.as_tensor(scale, dtype=torch.float64).reshape(-1).expand(y.shape[0]).clone()
         return Normalisation("measurement", s)
     return prior_normalisation(prior).resolve(y, op)
-
-
-def robust_scale(y: Tensor, op: LinearOperator) -> Tensor:
-    """Per-measurement scale ``(B,)`` making images O(1) (:func:`~ambient_imaging.problems.measurement_scale`)."""
-    return Normalisation("measurement").resolve(y, op).scale
 
 
 def check_measurements(y: Tensor, op: LinearOperator) -> None:
