@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ambient_imaging.io import atomic_path
+from ambient_imaging.metrics.image import center_crop
 from ambient_imaging.problems import (
     MaskSpec,
     Normalisation,
@@ -411,17 +412,7 @@ def recon_size(header: dict[str, Any]) -> tuple[int, int] | None:
     return int(rec[0]), int(rec[1])
 
 
-def center_crop(x: Any, size: tuple[int, int] | int) -> Any:
-    """Centre crop of the last two dims to ``size`` as fastMRI's ``transforms.center_crop`` (start at
-    ``(n − s) // 2``); numpy arrays and torch tensors, real or complex, keep their type. A size larger
-    than the image along a dim keeps that dim whole."""
-    hh, ww = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    if hh < 1 or ww < 1:
-        raise ValueError(f"center_crop: size must be positive, got {size}")
-    hh, ww = min(hh, h), min(ww, w)
-    top, left = (h - hh) // 2, (w - ww) // 2
-    return x[..., top : top + hh, left : left + ww]
+# center_crop: ambient_imaging.metrics.center_crop (fastMRI semantics), re-exported here
 
 
 def scoring_crop(header: dict[str, Any], shape: tuple[int, int], crop: str | Sequence[int] | None = "auto"

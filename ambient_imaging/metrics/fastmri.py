@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .image import to_magnitude
+from .image import center_crop, to_magnitude
 
 __all__ = ["fastmri_volume_metrics", "fastmri_slice_metrics", "fastmri_scores", "summarize_volumes"]
 
@@ -38,10 +38,7 @@ def _volumes(gt: Any, pred: Any, crop: tuple[int, int] | None) -> tuple[np.ndarr
         pred = pred[None]
     if gt.ndim != 3 or pred.ndim != 3:
         raise ValueError(f"fastMRI metrics: need (slices, H, W) volumes, got {gt.shape} and {pred.shape}")
-    if crop is not None:
-        from ambient_imaging.datasets.fastmri import center_crop
-
-        gt, pred = center_crop(gt, crop), center_crop(pred, crop)
+    gt, pred = center_crop(gt, crop), center_crop(pred, crop)
     if gt.shape != pred.shape:
         raise ValueError(f"fastMRI metrics: reference shape {gt.shape} != reconstruction shape {pred.shape}")
     if not (np.isfinite(gt).all() and np.isfinite(pred).all()):

@@ -30,12 +30,19 @@ def to_magnitude(x) -> np.ndarray:
     return np.abs(x).astype(np.float64) if np.iscomplexobj(x) else x.astype(np.float64)
 
 
-def center_crop(x, size: int | tuple[int, int] = 320) -> np.ndarray:
-    """Centre crop of the last two dims to ``size`` (no-op on dims already smaller)."""
-    x = to_magnitude(x)
-    h, w = (size, size) if isinstance(size, int) else size
-    hh, ww = min(h, x.shape[-2]), min(w, x.shape[-1])
-    top, left = (x.shape[-2] - hh) // 2, (x.shape[-1] - ww) // 2
+def center_crop(x, size: int | tuple[int, int] | None = 320):
+    """Centre crop of the last two dims to ``size``, as fastMRI's ``transforms.center_crop`` (start at
+    ``(n − s) // 2``). numpy arrays and torch tensors, real or complex, keep their type; a dim already
+    smaller than ``size`` stays whole; ``size=None`` returns ``x`` unchanged. The one crop of the package
+    (scoring, the fastMRI reference, reconstruction)."""
+    if size is None:
+        return x
+    hh, ww = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if hh < 1 or ww < 1:
+        raise ValueError(f"center_crop: size must be positive, got {size}")
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    hh, ww = min(hh, h), min(ww, w)
+    top, left = (h - hh) // 2, (w - ww) // 2
     return x[..., top : top + hh, left : left + ww]
 
 

@@ -26,7 +26,7 @@ from ambient_imaging.problems import MaskSpec, image_problem, mri_problem, visib
 
 from .methods import CLASSICAL, check_number, default_method_name, make_method
 from .outputs import OUTPUT_SUFFIXES, write_figure, write_metrics, write_volume
-from .run import Result, crop_center, reconstruct
+from .run import Result, reconstruct
 
 __all__ = ["ReconstructOptions", "reconstruct_path", "input_kind", "plan_outputs", "mask_spec_for", "parse_slices",
            "parse_angle"]
@@ -313,6 +313,7 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
         read_fastmri_slice,
         scoring_crop,
     )
+    from ambient_imaging.metrics import center_crop
     from ambient_imaging.metrics.fastmri import fastmri_scores
     from ambient_imaging.operators import coil_compression_matrix, compress_coils
 
@@ -355,9 +356,9 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
             gt, crop = ref["reference"], ref["crop"]
         else:
             crop = scoring_crop(header, results[0].problem.meta["shape"], _crop_arg(opts.crop))
-            gt = np.stack([crop_center(r.problem.reference[0, 0].abs().numpy(), crop) for r in results])
-        est = np.stack([crop_center(r.mean[0].abs().cpu().numpy(), crop) for r in results])
-        zf = np.stack([crop_center(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
+            gt = np.stack([center_crop(r.problem.reference[0, 0].abs().numpy(), crop) for r in results])
+        est = np.stack([center_crop(r.mean[0].abs().cpu().numpy(), crop) for r in results])
+        zf = np.stack([center_crop(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
         scores, zf_scores = fastmri_scores(gt, est), fastmri_scores(gt, zf)
         for row, sc, zsc in zip(rows, scores["slices"], zf_scores["slices"], strict=True):
             row.update(psnr=sc["psnr"], ssim=sc["ssim"], nmse=sc["nmse"], psnr_zero_filled=zsc["psnr"])

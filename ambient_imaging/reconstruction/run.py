@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ambient_imaging.problems import Problem
 
-__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "crop_center"]
+__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings"]
 
 #: a scored result this many dB below zero-filled is flagged
 WORSE_THAN_ZERO_FILLED_DB = 3.0
@@ -56,17 +56,6 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def crop_center(x: np.ndarray, size: tuple[int, int] | int | None) -> np.ndarray:
-    """Centre crop of the last two axes to ``size`` (``None``: unchanged; larger than the image: unchanged)."""
-    if size is None:
-        return x
-    ch, cw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    h, w = x.shape[-2:]
-    ch, cw = min(ch, h), min(cw, w)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return x[..., top : top + ch, left : left + cw]
-
-
 def _target(problem: Problem, target: str) -> np.ndarray | None:
     if target == "rss" and "rss" in problem.extras:
         return problem.extras["rss"][0, 0].abs().cpu().numpy()
@@ -80,13 +69,13 @@ def score(problem: Problem, image: Tensor, crop: tuple[int, int] | int | None = 
     """PSNR / SSIM / NMSE of ``|image|`` ``(C, H, W)`` against the problem's reference magnitude
     (``target``: ``"sense1"`` — the coil-combined reference — or ``"rss"``), on the centre ``crop``.
     Empty when the problem has no reference."""
-    from ambient_imaging.metrics import nmse, psnr, ssim
+    from ambient_imaging.metrics import center_crop, nmse, psnr, ssim
 
     ref = _target(problem, target)
     if ref is None:
         return {}
     est = image[0].abs().detach().cpu().numpy() if image.ndim == 3 else image.abs().detach().cpu().numpy()
-    ref, est = crop_center(ref, crop), crop_center(est, crop)
+    ref, est = center_crop(ref, crop), center_crop(est, crop)
     return {"psnr": psnr(ref, est), "ssim": ssim(ref, est), "nmse": nmse(ref, est)}
 
 
