@@ -116,7 +116,7 @@ def test_noise_level_uses_the_operator_or_the_readout_edges():
     k, op, _ = scanner_like(snr=8.0, scale=1.0)
     y = op.restrict(k)
     est = float(noise_level(y, op)[0])
-    assert float(noise_level(y, op._replace(noise_sigma=0.123))[0]) == pytest.approx(0.123)
+    assert float(noise_level(y, op.replace(noise_sigma=0.123))[0]) == pytest.approx(0.123)
     k2, op2, _ = scanner_like(snr=16.0, scale=1.0)
     assert float(noise_level(op2.restrict(k2), op2)[0]) == pytest.approx(est / 2, rel=0.15)
 

@@ -120,7 +120,7 @@ def test_dataloader_workers(tmp_path: Path) -> None:
     b = batches[0]
     assert b.y.shape == (3, 1, H, W) and b.op.batch_size == 3 and b.reference.shape == (3, 1, H, W)
     # scale normalises the low-res ACS image to p99 = 1; the reference follows the same scale
-    low = b.op._with_rows(b.op.default_keep()).adjoint(b.y).abs()
+    low = b.op.with_rows(b.op.default_keep()).adjoint(b.y).abs()
     torch.testing.assert_close(torch.quantile(low.flatten(1), 0.99, dim=1), torch.ones(3), rtol=1e-4, atol=1e-4)
     assert {m["file"] for bb in batches for m in bb.meta} == {str(tmp_path / f"f{i}.h5") for i in range(3)}
 

@@ -142,6 +142,6 @@ def test_to_dtype_and_device_message():
     op = PixelMask(_mask()).to("cpu", torch.float64)
     assert op.mask.dtype == torch.bool and op.device == torch.device("cpu")
     if not torch.cuda.is_available():
-        op2 = op._replace(mask=op.mask.to("meta"))
+        op2 = op.replace(mask=op.mask.to("meta"))
         with pytest.raises(ValueError, match="A = A.to"):
             op2.forward(torch.randn(3, 1, 8, 9))

@@ -176,7 +176,7 @@ class LinearOperator:
                 return t.device
         return None
 
-    def _replace(self: OpT, **changes) -> OpT:
+    def replace(self: OpT, **changes) -> OpT:
         """Shallow copy with some attributes replaced."""
         new = copy.copy(self)
         for k, v in changes.items():
@@ -196,7 +196,7 @@ class LinearOperator:
                 changes[name] = t.to(device=device, dtype=target)
         if isinstance(self.noise_sigma, Tensor):
             changes["noise_sigma"] = self.noise_sigma.to(device=device)
-        return self._replace(**changes)
+        return self.replace(**changes)
 
     def __getitem__(self: OpT, index) -> OpT:
         """Select batch elements (an int keeps a batch dim of 1)."""
@@ -210,7 +210,7 @@ class LinearOperator:
         sig = self.noise_sigma
         if "noise_sigma" not in self._batched and isinstance(sig, Tensor) and sig.ndim > 0 and sig.shape[0] > 1:
             changes["noise_sigma"] = sig[index]
-        return self._replace(**changes)
+        return self.replace(**changes)
 
     def _check_input(self, x: Tensor, name: str = "x") -> None:
         """Device and batch checks shared by all operators."""
@@ -319,9 +319,9 @@ class SubsamplingOperator(LinearOperator):
         """Boolean tensor of rows: True where a row is measured (default: ``mask``)."""
         return self.mask.bool()
 
-    def _with_rows(self: OpT, rows: Tensor) -> OpT:
+    def with_rows(self: OpT, rows: Tensor) -> OpT:
         """Copy of this operator measuring only ``rows`` (same layout as :meth:`row_mask`)."""
-        return self._replace(mask=rows)
+        return self.replace(mask=rows)
 
     def default_keep(self) -> Tensor | None:
         """Rows that :meth:`subsample` keeps unless ``keep`` says otherwise."""
@@ -365,7 +365,7 @@ class SubsamplingOperator(LinearOperator):
                     f"subsample: keep has shape {tuple(keep.shape)}, which does not broadcast "
                     f"to the operator's rows {tuple(rows.shape)}"
                 ) from err
-        return self._with_rows(rows & survive)
+        return self.with_rows(rows & survive)
 
 
 # --------------------------------------------------------------------------- composition
@@ -408,22 +408,22 @@ class ComposedOperator(LinearOperator):
         return self.outer.restrict(self.inner.restrict(y)) if _elementwise(self.outer) else self.outer.restrict(y)
 
     def mask_channels(self) -> Tensor | None:
-        return self._sub().mask_channels() if self._sub() is not None else self.inner.mask_channels()
+        return self.subsampling_factor().mask_channels() if self.subsampling_factor() is not None else self.inner.mask_channels()
 
-    def _sub(self) -> SubsamplingOperator | None:
+    def subsampling_factor(self) -> SubsamplingOperator | None:
         if isinstance(self.outer, SubsamplingOperator):
             return self.outer
         if _elementwise(self.outer):
             inner = self.inner
             if isinstance(inner, ComposedOperator):
-                return inner._sub()
+                return inner.subsampling_factor()
             if isinstance(inner, SubsamplingOperator):
                 return inner
         return None
 
     @property
     def mask(self) -> Tensor:
-        sub = self._sub()
+        sub = self.subsampling_factor()
         if sub is None:
             raise AttributeError("this composition has no subsampling factor, so no mask")
         return sub.mask
@@ -509,8 +509,8 @@ def stack(ops: Sequence[OpT]) -> OpT:
     for op in ops[1:]:
         if type(op) is not cls:
             raise TypeError(f"stack: cannot mix {cls.__name__} and {type(op).__name__}")
-    if hasattr(first, "_stack"):
-        return first._stack(ops)  # type: ignore[attr-defined]
+    if hasattr(first, "stack_batch"):
+        return first.stack_batch(ops)  # type: ignore[attr-defined]
     changes = {}
     for name in cls._batched:
         ts = [getattr(op, name) for op in ops]
@@ -529,4 +529,4 @@ def stack(ops: Sequence[OpT]) -> OpT:
         parts = [torch.as_tensor(s, dtype=torch.float64) for s in sig]
         parts = [p.reshape(1) if p.ndim == 0 else p for p in parts]
         changes["noise_sigma"] = torch.cat(parts, dim=0).to(first.device)
-    return first._replace(**changes)
+    return first.replace(**changes)

@@ -262,8 +262,8 @@ class Interferometer(SubsamplingOperator):
             self._plans[key] = NUFFTPlan(self.image_shape, points, eps)
         return self._plans[key]
 
-    def _replace(self, **changes) -> Interferometer:
-        new = super()._replace(**changes)
+    def replace(self, **changes) -> Interferometer:
+        new = super().replace(**changes)
         if "uv" in changes:
             new._plans = {}
         return new
@@ -349,8 +349,8 @@ class Interferometer(SubsamplingOperator):
         rank.scatter_(1, order, torch.arange(self.n_vis, device=order.device).expand_as(order))
         return (rank < k[:, None]) & mask
 
-    def _with_rows(self, rows: Tensor) -> Interferometer:
-        return self._replace(mask=rows)
+    def with_rows(self, rows: Tensor) -> Interferometer:
+        return self.replace(mask=rows)
 
     # ---- views for networks ---------------------------------------------------------------
     def uv_cells(self) -> tuple[Tensor, Tensor]:
@@ -443,7 +443,7 @@ class Interferometer(SubsamplingOperator):
         return GriddedInterferometer(mask, self.pixel_scale, cell_sigma, real_image=self.real_image)
 
     # ---- bookkeeping --------------------------------------------------------------------------
-    def _stack(self, ops: list[Interferometer]) -> Interferometer:
+    def stack_batch(self, ops: list[Interferometer]) -> Interferometer:
         """:func:`~.base.stack` support: same image grid, same ``M`` (pad first)."""
         first = ops[0]
         for op in ops[1:]:
@@ -468,7 +468,7 @@ class Interferometer(SubsamplingOperator):
                 t = t.reshape(-1, 1) if t.ndim <= 1 else t
                 parts.append(torch.broadcast_to(t, (o.batch_size, o.n_vis)))
             sigma = torch.cat(parts)
-        new = first._replace(uv=uv, mask=mask, noise_sigma=sigma)
+        new = first.replace(uv=uv, mask=mask, noise_sigma=sigma)
         same = all(
             o.stations is not None and o.times is not None and first.stations is not None and first.times is not None
             and torch.equal(o.stations, first.stations) and torch.equal(o.times, first.times)

@@ -227,7 +227,7 @@ class MultiCoilMRI(SubsamplingOperator):
         """``(B, W)`` sampled lines for a line mask, ``(B, H, W)`` sampled points otherwise."""
         return self.mask[:, 0, :] if self.lines else self.mask
 
-    def _with_rows(self, rows: Tensor) -> MultiCoilMRI:
+    def with_rows(self, rows: Tensor) -> MultiCoilMRI:
         h, w = self.image_shape
         rows = rows.bool()
         if self.lines:
@@ -240,14 +240,14 @@ class MultiCoilMRI(SubsamplingOperator):
                     f"{type(self).__name__}: point rows must have shape (B, {h}, {w}), got {tuple(rows.shape)}"
                 )
             mask = rows
-        return self._replace(mask=mask)
+        return self.replace(mask=mask)
 
     def default_keep(self) -> Tensor | None:
         """The ACS rows (same layout as :meth:`row_mask`), or ``None``."""
         return self.acs
 
     # ---- batching -----------------------------------------------------------------------
-    def _stack(self, ops: Sequence[MultiCoilMRI]) -> MultiCoilMRI:
+    def stack_batch(self, ops: Sequence[MultiCoilMRI]) -> MultiCoilMRI:
         """:func:`~ambient_imaging.operators.stack` for MRI operators (same coil count and H, W)."""
         first = ops[0]
         for i, op in enumerate(ops):
@@ -291,7 +291,7 @@ class MultiCoilMRI(SubsamplingOperator):
             ).to(first.device)
         else:
             sigma = float(sig[0])
-        return first._replace(sens_maps=sens, mask=mask, acs=acs, lines=lines, noise_sigma=sigma)
+        return first.replace(sens_maps=sens, mask=mask, acs=acs, lines=lines, noise_sigma=sigma)
 
     def __repr__(self) -> str:
         h, w = self.image_shape

@@ -63,7 +63,7 @@ def measurement_scale(y: Tensor, op: LinearOperator, percentile: float = 99.0) -
     with torch.no_grad():
         if isinstance(op, MultiCoilMRI):
             keep = op.default_keep()
-            lowres = op._with_rows(keep) if keep is not None else op
+            lowres = op.with_rows(keep) if keep is not None else op
             img = lowres.adjoint(y)
         else:
             img = op.adjoint(y)
@@ -101,11 +101,11 @@ def _with_noise_factor(op: LinearOperator, factor: Tensor) -> LinearOperator:
     sig = op.noise_sigma
     f = factor.to(dtype=torch.float64)
     if isinstance(sig, Tensor) and sig.ndim >= 1:
-        return op._replace(noise_sigma=sig * f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1))))
+        return op.replace(noise_sigma=sig * f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1))))
     s = float(sig) if not isinstance(sig, Tensor) else float(sig)
     if f.numel() == 1:
-        return op._replace(noise_sigma=s * float(f))
-    return op._replace(noise_sigma=(s * f).to(op.device or "cpu"))
+        return op.replace(noise_sigma=s * float(f))
+    return op.replace(noise_sigma=(s * f).to(op.device or "cpu"))
 
 
 @dataclass

@@ -55,7 +55,7 @@ _FAMILY_WORDS = {
 def operator_family(op: LinearOperator) -> str:
     """``"mri"``, ``"interferometry"``, ``"mask"`` or ``"noise"`` (what a prior's ``family`` names)."""
     if isinstance(op, ComposedOperator):
-        sub = op._sub()
+        sub = op.subsampling_factor()
         if sub is not None:
             return operator_family(sub)
         return operator_family(op.inner) if not isinstance(op.inner, GaussianNoise) else "noise"

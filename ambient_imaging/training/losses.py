@@ -120,10 +120,10 @@ def _factor(op: LinearOperator) -> SubsamplingOperator | None:
 
 def _with_rows(op: LinearOperator, rows: Tensor) -> LinearOperator:
     if isinstance(op, SubsamplingOperator):
-        return op._with_rows(rows)
+        return op.with_rows(rows)
     if isinstance(op, ComposedOperator):
         if isinstance(op.outer, SubsamplingOperator):
-            return ComposedOperator(op.outer._with_rows(rows), op.inner)
+            return ComposedOperator(op.outer.with_rows(rows), op.inner)
         return ComposedOperator(op.outer, _with_rows(op.inner, rows))
     if isinstance(op, ScaledOperator):
         return ScaledOperator(_with_rows(op.op, rows), op.scale)
@@ -816,7 +816,7 @@ def _augment_op(op: LinearOperator, ks: list[int]) -> LinearOperator:
     b = len(ks)
     if isinstance(op, PixelMask):
         m = op.mask.expand(b, *op.mask.shape[1:]) if op.mask.shape[0] == 1 else op.mask
-        return op._replace(mask=torch.stack([_dihedral(m[i], k) for i, k in enumerate(ks)]))
+        return op.replace(mask=torch.stack([_dihedral(m[i], k) for i, k in enumerate(ks)]))
     if isinstance(op, GaussianNoise):
         return op  # the identity commutes with every geometric transform
     if isinstance(op, ComposedOperator) and getattr(op.outer, "elementwise", False):
