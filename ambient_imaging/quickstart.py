@@ -137,7 +137,8 @@ def _train(cfg: QuickstartConfig, data_dir: Path, run_dir: Path) -> None:
 def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: Path) -> None:
     """Reconstruct the held-out files with each method (the library's reconstruction app, as the CLI does)."""
     from ambient_imaging.devices import resolve_device
-    from ambient_imaging.reconstruction import POSTERIOR, ReconstructOptions, default_method_name, reconstruct_path
+    from ambient_imaging.reconstruction import ReconstructOptions, default_method_name, reconstruct_path
+    from ambient_imaging.sampling import get_method
     from ambient_imaging.training import load_prior
 
     val = data_dir / "val"
@@ -156,7 +157,7 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
             _say(f"3/4 reconstruct [{name}]: done already")
             continue
         _say(f"3/4 reconstruct [{name}] ({i + 1}/{len(cfg.methods)}) held-out slices at R={cfg.acceleration:g}")
-        uses_prior = name in POSTERIOR
+        uses_prior = get_method(name).needs_prior
         opts = ReconstructOptions(method=name, samples=cfg.samples if uses_prior else 1, steps=cfg.sampler_steps,
                                   acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed, slices=slices)
         try:
@@ -179,7 +180,7 @@ def _table(results: Path) -> list[dict[str, Any]]:
         if not slices:
             continue
         row: dict[str, Any] = {"method": method_dir.name, "slices": len(slices)}
-        for key in ("psnr", "ssim", "nmse", "seconds"):
+        for key in ("psnr", "ssim", "nmse", "seconds", "coverage_raw", "coverage"):
             vals = [float(s[key]) for s in slices if isinstance(s.get(key), (int, float))]
             row[key] = sum(vals) / len(vals) if vals else float("nan")
         rows.append(row)
@@ -189,12 +190,17 @@ def _table(results: Path) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The quickstart table as fixed-width text (also written to ``table.md``)."""
-    head = f"{'method':<12} {'slices':>6} {'PSNR dB':>8} {'SSIM':>7} {'NMSE':>8} {'s/slice':>8}"
+    head = (f"{'method':<12} {'slices':>6} {'PSNR dB':>8} {'SSIM':>7} {'NMSE':>8} {'s/slice':>8} "
+            f"{'2σ cov.':>8} {'calib.':>7}")
     lines = [head, "-" * len(head)]
+
+    def pct(v: float, width: int) -> str:  # coverage in %, "—" for point estimates
+        return f"{100 * v:>{width}.1f}" if math.isfinite(v) else f"{'—':>{width}}"
+
     for r in rows:
         lines.append(
             f"{r['method']:<12} {r['slices']:>6d} {r['psnr']:>8.2f} {r['ssim']:>7.4f} {r['nmse']:>8.4f} "
-            f"{r['seconds']:>8.2f}"
+            f"{r['seconds']:>8.2f} {pct(r.get('coverage_raw', math.nan), 8)} {pct(r.get('coverage', math.nan), 7)}"
         )
     return "\n".join(lines)
 

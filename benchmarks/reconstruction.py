@@ -1,4 +1,4 @@
-"""Reconstruction quality and speed on held-out fully sampled MRI slices (R = 4 and R = 8).
+"""Reconstruction quality, speed and calibration on held-out fully sampled MRI slices (R = 4 and 8).
 
 One run, one mask per slice shared by every method (``MaskSpec.sample(key="<file>:<slice>")``,
 the rule training and ``reconstruct`` use), then:
@@ -8,26 +8,31 @@ the rule training and ``reconstruct`` use), then:
 * for each prior given — ``--ambient-prior`` (trained on undersampled k-space only),
   ``--naive-prior`` (``A^H y`` treated as clean) and ``--oracle-prior`` (trained on the fully
   sampled images: evaluation only) — its **default** sampler plus ``--samplers`` (one-step,
-  A-DPS, MMPS, DPS).
+  A-DPS, DPS, DAPS, DAPS through the fresh-mask ensemble ``daps:ensemble=4``, MMPS, ...; a
+  sampler that does not suit the prior's type is skipped).
 
-PSNR / SSIM / NMSE on magnitude images against the coil-combined fully sampled reference
-(fastMRI conventions: SSIM 7×7, data range = reference max), 2σ coverage of the posterior
-samples (fraction of pixels inside the object — reference above 5 % of its maximum — with
-``|ref − mean| ≤ 2·std`` on magnitudes; 95.4 % if calibrated), seconds per slice and network
-evaluations (NFE) per sample.
+Whole-image scoring against the RSS of the fully sampled coil images (fastMRI's convention;
+SSIM 7×7, data range = reference max) and PSNR inside the object (reference above 5 % of its
+maximum) as a second column. Uncertainty (posterior samplers, ≥ 2 samples): split-conformal
+calibration of the std map on ``--calibration-slices`` held-out slices that are not scored (one
+scale ``q`` per R, prior and method), then on the scored slices ``coverage`` (calibrated 2σ),
+``coverage_raw``, ``spread_skill``, ``crps`` and ``interval_width`` (``metrics.calibration``);
+seconds per slice and network evaluations (NFE) per sample.
 
     python benchmarks/reconstruction.py --ambient-prior runs/amb --naive-prior runs/naive \\
-        --oracle-prior runs/oracle --max-slices 6 --samples 4
+        --oracle-prior runs/oracle --max-slices 6 --calibration-slices 2 --samples 4
 
 Without ``--data`` the embedded ``mri-brain`` set is built into ``benchmarks/.cache`` and its
 held-out split is used. Writes ``benchmarks/results/reconstruction.md`` and ``.json`` (``--out``).
 The JSON is ``{"date", "machine", "args", "rows": [{"R", "method", "prior", "default", "psnr",
-"ssim", "nmse", "coverage", "seconds_per_slice", "nfe", ...}, ...]}`` (means over slices).
+"ssim", "nmse", "coverage", "coverage_raw", "spread_skill", "crps", "interval_width",
+"seconds_per_slice", "nfe", ...}, ...]}`` (means over the scored slices, ``*_std`` their spread).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -41,6 +46,7 @@ import torch
 
 from ambient_imaging.datasets.fastmri import fastmri_info, read_fastmri_slice
 from ambient_imaging.metrics import coverage
+from ambient_imaging.metrics.calibration import Calibration
 from ambient_imaging.reconstruction import (
     MaskSpec,
     default_method_name,
@@ -48,7 +54,7 @@ from ambient_imaging.reconstruction import (
     mri_problem,
     reconstruct,
 )
-from ambient_imaging.sampling import choose_lambda
+from ambient_imaging.sampling import MMPS, choose_lambda, get_method
 
 HERE = Path(__file__).resolve().parent
 
@@ -103,6 +109,137 @@ def object_psnr(mean: torch.Tensor, reference: torch.Tensor) -> float:
     return psnr(r * inside, e * inside, maxval=float(r.max()))
 
 
+def parse_samplers(spec: str) -> list[tuple[str, dict]]:
+    """``"onestep,daps,daps:ensemble=4"`` → ``[("onestep", {}), ("daps", {}), ("daps", {"ensemble": 4})]``."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, rest = part.partition(":")
+        fields = {}
+        for kv in filter(None, rest.split(";")):
+            k, _, v = kv.partition("=")
+            fields[k.strip()] = int(v) if v.strip().isdigit() else float(v)
+        out.append((name.strip(), fields))
+    return out
+
+
+def label(name: str, fields: dict) -> str:
+    """A row's method label: the registry name plus any changed fields."""
+    return name + "".join(f"[{k}={v:g}]" for k, v in fields.items())
+
+
+def method_runs(priors: dict, extra: list[tuple[str, dict]], args, lam: float) -> list[tuple]:
+    """``(label, prior name, default?, method)`` for the classical rows and every prior's samplers."""
+    runs = [("zero-filled", "none", False, make_method("zero-filled")),
+            ("sense", "none", False, make_method("sense")),
+            ("l1-wavelet", "none", False, make_method("l1-wavelet", lamda=lam))]
+    for pname, prior in priors.items():
+        default = default_method_name(prior)
+        for name, fields in [(default, {})] + [e for e in extra if e != (default, {})]:
+            cls = get_method(name)
+            if not cls.suits(prior):  # e.g. A-DPS needs an ambient prior, DPS feeds all-ones masks
+                continue
+            steps = args.mmps_steps if issubclass(cls, MMPS) and args.mmps_steps else args.steps
+            method = make_method(name, prior, steps=steps)
+            if fields:
+                method = dataclasses.replace(method, **fields)
+            runs.append((label(name, fields), pname, name == default and not fields, method))
+    return runs
+
+
+def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device) -> dict[tuple, Calibration]:
+    """One split-conformal :class:`Calibration` per posterior run, fitted on the calibration slices."""
+    out = {}
+    for name, pname, _, method in runs:
+        prior = priors.get(pname)
+        if prior is None or args.samples < 2 or not cal:
+            continue
+        scores = []
+        for f, s, sl in cal:
+            gen = torch.Generator(device=device).manual_seed(args.seed)
+            res = reconstruct(problem(f, s, sl), method, prior, name=name, samples=args.samples, generator=gen,
+                              target=args.target)
+            if res.info.get("conformal_scores") is not None:
+                scores.append(res.info["conformal_scores"])
+        try:
+            out[(name, pname)] = Calibration.fit(scores, method=name, prior=pname)
+        except ValueError as err:  # e.g. the one-step estimate: std 0, nothing to calibrate
+            print(f"{name} ({pname}): not calibrated: {err}", file=sys.stderr)
+    return out
+
+
+def score_slice(prob, runs, priors, calibrations, args, device, record) -> None:
+    """Every run on one scored slice, into ``record``."""
+    for name, pname, is_default, method in runs:
+        prior = priors.get(pname)
+        gen = torch.Generator(device=device).manual_seed(args.seed)
+        t0 = time.perf_counter()
+        res = reconstruct(prob, method, prior, name=name, samples=args.samples, generator=gen, target=args.target,
+                          calibration=calibrations.get((name, pname)))
+        secs = time.perf_counter() - t0
+        m = res.metrics
+        unc = {k: m.get(k, float("nan")) for k in ("coverage", "coverage_raw", "spread_skill", "crps",
+                                                   "interval_width")}
+        record((prob.meta["R"], name, pname, is_default), psnr=m["psnr"], ssim=m["ssim"], nmse=m["nmse"],
+               psnr_object=object_psnr(res.mean, prob.reference),
+               coverage_object_raw=support_coverage(res.samples, prob.reference) if prior is not None else math.nan,
+               seconds_per_slice=secs, nfe=m["nfe"], **unc)
+
+
+def summarise(per: dict) -> list[dict]:
+    """Means (and spreads of PSNR/SSIM) over the scored slices, one row per (R, method, prior)."""
+    rows = []
+    for (accel, name, pname, is_default), vals in per.items():
+        row = {"R": accel, "method": name, "prior": pname, "default": is_default}
+        for k, v in vals.items():
+            a = np.asarray([x for x in v if math.isfinite(x)])
+            row[k] = float(a.mean()) if a.size else None
+            if k in ("psnr", "ssim") and a.size:
+                row[f"{k}_std"] = float(a.std())
+        rows.append(row)
+    return rows
+
+
+def write_report(rows: list[dict], args, priors: dict, n_scored: int, device) -> str:
+    """The Markdown table (and the JSON next to it)."""
+    def f(v, d=2):
+        return "—" if v is None else f"{v:.{d}f}"
+
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads")
+    lines = [
+        "# Reconstruction benchmark (held-out embedded mri-brain slices)",
+        "",
+        f"{dt.date.today().isoformat()}, {machine}, torch {torch.__version__}. {n_scored} scored slices, "
+        f"{args.calibration_slices} calibration slices, {args.samples} posterior samples per slice, masks "
+        f"`{args.mask_kind}` lines with the default centre (one mask per slice, shared by all methods). Priors: "
+        + ", ".join(f"{k}={getattr(v, 'run_dir', '')}" for k, v in priors.items())
+        + f". PSNR/SSIM/NMSE on magnitudes vs the {args.target} reference (whole image); coverage = calibrated "
+        "2σ coverage on the scored slices (split conformal on the calibration slices; nominal 95 %), raw = "
+        "uncalibrated. `default` marks a prior's default sampler.",
+        "",
+        "| R | prior | method | default | PSNR (dB) | PSNR object (dB) | SSIM | NMSE | coverage | coverage raw | "
+        "spread-skill | CRPS | width | s / slice | NFE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        pct = {k: None if r.get(k) is None else 100 * r[k] for k in ("coverage", "coverage_raw")}
+        lines.append(f"| {r['R']:g} | {r['prior']} | {r['method']} | {'yes' if r['default'] else ''} | "
+                     f"{f(r.get('psnr'))} ± {f(r.get('psnr_std'))} | {f(r.get('psnr_object'))} | "
+                     f"{f(r.get('ssim'), 3)} | {f(r.get('nmse'), 4)} | {f(pct['coverage'], 1)} | "
+                     f"{f(pct['coverage_raw'], 1)} | {f(r.get('spread_skill'))} | {f(r.get('crps'), 4)} | "
+                     f"{f(r.get('interval_width'), 4)} | {f(r.get('seconds_per_slice'))} | {f(r.get('nfe'), 0)} |")
+    text = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(
+        {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine, "args": vars(args),
+         "rows": rows}, indent=2))
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="held-out fully sampled fastMRI file or folder")
@@ -111,31 +248,34 @@ def main() -> None:
     ap.add_argument("--oracle-prior", default=None, help="run dir: prior trained on fully sampled images")
     ap.add_argument("--accelerations", default="4,8")
     ap.add_argument("--mask-kind", default="random")
-    ap.add_argument("--max-slices", type=int, default=6)
+    ap.add_argument("--max-slices", type=int, default=6, help="scored slices")
+    ap.add_argument("--calibration-slices", type=int, default=2, help="held-out slices for the conformal "
+                    "calibration of the std maps (not scored)")
     ap.add_argument("--samples", type=int, default=4, help="posterior samples per slice")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: each sampler's)")
     ap.add_argument("--mmps-steps", type=int, default=None,
                     help="steps of the covariance samplers (mmps, ambient-mmps; default --steps): each step costs "
                          "a conjugate-gradient solve of vector-Jacobian products")
-    ap.add_argument("--samplers", default="onestep,adps,dps", help="extra samplers run for every prior "
-                    "(dps is skipped for ambient priors: it would feed them all-ones masks)")
+    ap.add_argument("--samplers", default="onestep,adps,dps,daps,daps:ensemble=4",
+                    help="extra samplers run for every prior that suits them; NAME:FIELD=VALUE changes a field "
+                         "(e.g. daps:ensemble=4, the fresh-mask ensemble)")
+    ap.add_argument("--target", choices=("rss", "sense1"), default="rss", help="scoring reference")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE / "results" / "reconstruction.md"))
     args = ap.parse_args()
 
     device = torch.device(args.device)
-    data = heldout_slices(args.data, args.max_slices + 1)
-    if len(data) < 2:
-        sys.exit("need at least 2 fully sampled slices (one chooses λ, the rest are scored)")
+    data = heldout_slices(args.data, args.max_slices + args.calibration_slices + 1)
+    if len(data) < 2 + args.calibration_slices:
+        sys.exit("need at least 2 fully sampled slices beyond the calibration slices (one chooses λ)")
     val = data.pop()  # λ is chosen here; this slice is not scored
-    priors = {}
+    cal, data = data[len(data) - args.calibration_slices:], data[: len(data) - args.calibration_slices]
     from ambient_imaging.training import load_prior
 
-    for pname, run in (("ambient", args.ambient_prior), ("naive", args.naive_prior), ("oracle", args.oracle_prior)):
-        if run:
-            priors[pname] = load_prior(run, device)
-    extra = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    priors = {p: load_prior(run, device) for p, run in (("ambient", args.ambient_prior), ("naive", args.naive_prior),
+                                                        ("oracle", args.oracle_prior)) if run}
+    extra = parse_samplers(args.samplers)
     per: dict[tuple, dict[str, list[float]]] = {}
     lam = None
 
@@ -147,82 +287,21 @@ def main() -> None:
     for accel in (float(a) for a in args.accelerations.split(",")):
         spec = MaskSpec(args.mask_kind, accel, seed=args.seed)
 
-        def problem(f: Path, s: int, sl: dict, spec: MaskSpec = spec):
+        def problem(f: Path, s: int, sl: dict, spec: MaskSpec = spec, accel: float = accel):
             return mri_problem(sl["kspace"], mask_spec=spec, key=f"{f.name}:{s}", where=f"{f}: slice {s}",
-                               meta={"file": f.name, "slice": s})
+                               meta={"file": f.name, "slice": s, "R": accel})
 
         if lam is None:
             vp = problem(*val)
             y_n, op_n, scale = vp.normalised()
             lam, scores = choose_lambda(y_n, op_n, vp.reference / scale)
             print(f"L1-wavelet λ = {lam:g} (PSNR by λ on the validation slice: {scores})", file=sys.stderr)
+        runs = method_runs(priors, extra, args, lam)
+        calibrations = calibrate(runs, priors, cal, problem, args, device)
         for f, s, sl in data:
-            prob = problem(f, s, sl)
-            runs = [("zero-filled", "none", False, make_method("zero-filled")),
-                    ("sense", "none", False, make_method("sense")),
-                    ("l1-wavelet", "none", False, make_method("l1-wavelet", lamda=lam))]
-            for pname, prior in priors.items():
-                default = default_method_name(prior)
-                names = [default] + [n for n in extra if n != default]
-                for n in names:
-                    if (n == "adps" and prior.mask_channels == 0) or (n == "dps" and pname == "ambient"):
-                        continue
-                    steps = args.mmps_steps if n in ("mmps", "ambient-mmps") and args.mmps_steps else args.steps
-                    runs.append((n, pname, n == default, make_method(n, prior, steps=steps)))
-            for name, pname, is_default, method in runs:
-                prior = priors.get(pname)
-                gen = torch.Generator(device=device).manual_seed(args.seed)
-                t0 = time.perf_counter()
-                res = reconstruct(prob, method, prior, name=name, samples=args.samples, generator=gen)
-                secs = time.perf_counter() - t0
-                cov = support_coverage(res.samples, prob.reference) if prior is not None else float("nan")
-                record((accel, name, pname, is_default), psnr=res.metrics["psnr"], ssim=res.metrics["ssim"],
-                       nmse=res.metrics["nmse"], psnr_object=object_psnr(res.mean, prob.reference),
-                       coverage=cov, seconds_per_slice=secs, nfe=res.metrics["nfe"])
+            score_slice(problem(f, s, sl), runs, priors, calibrations, args, device, record)
             print(f"R={accel:g} {f.name} slice {s} done", file=sys.stderr)
-
-    rows = []
-    for (accel, name, pname, is_default), vals in per.items():
-        row = {"R": accel, "method": name, "prior": pname, "default": is_default}
-        for k, v in vals.items():
-            a = np.asarray([x for x in v if math.isfinite(x)])
-            row[k] = float(a.mean()) if a.size else None
-            if k in ("psnr", "ssim") and a.size:
-                row[f"{k}_std"] = float(a.std())
-        rows.append(row)
-
-    def f(v, d=2):
-        return "—" if v is None else f"{v:.{d}f}"
-
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads")
-    lines = [
-        "# Reconstruction benchmark (held-out embedded mri-brain slices)",
-        "",
-        f"{dt.date.today().isoformat()}, {machine}, torch {torch.__version__}. {len(data)} scored slices, "
-        f"{args.samples} posterior samples per slice, masks `{MaskSpec(args.mask_kind, 4, seed=args.seed).kind}` "
-        "lines with the default centre (one mask per slice, shared by all methods). Priors: "
-        + ", ".join(f"{k}={getattr(v, 'run_dir', '')}" for k, v in priors.items())
-        + ". PSNR/SSIM/NMSE on magnitudes vs the coil-combined reference; coverage = fraction of object pixels "
-        "with |ref − mean| ≤ 2·std (95.4 % if calibrated). `default` marks a prior's default sampler.",
-        "",
-        "| R | prior | method | default | PSNR (dB) | PSNR object (dB) | SSIM | NMSE | 2σ coverage | s / slice | NFE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['R']:g} | {r['prior']} | {r['method']} | {'yes' if r['default'] else ''} | "
-                     f"{f(r.get('psnr'))} ± {f(r.get('psnr_std'))} | {f(r.get('psnr_object'))} | "
-                     f"{f(r.get('ssim'), 3)} | {f(r.get('nmse'), 4)} | "
-                     f"{f(None if r.get('coverage') is None else 100 * r['coverage'], 1)} | "
-                     f"{f(r.get('seconds_per_slice'))} | {f(r.get('nfe'), 0)} |")
-    text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine, "args": vars(args),
-         "rows": rows}, indent=2))
-    print(text)
+    print(write_report(summarise(per), args, priors, len(data), device))
 
 
 if __name__ == "__main__":

@@ -237,7 +237,7 @@ def quickstart_case(data: str, steps: int, rounds: int, threads: int, before_ref
                      "img_s_wall": 8 / statistics.median(x["wall_s_per_step"] for x in rs),
                      "diag_cpu_ms_per_step": 1e3 * statistics.median(x.get("diag_cpu_s_per_step", 0.0) for x in rs),
                      "rounds": rs}
-    from ambient_imaging.training.trainer import cpu_bf16_native
+    from ambient_imaging.training.hardware import cpu_bf16_native
 
     return {"data": data, "steps": steps, "rounds": rounds, "threads": threads, "before_ref": before_ref,
             "bf16_native": cpu_bf16_native(),

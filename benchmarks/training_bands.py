@@ -34,9 +34,10 @@ import torch
 
 from ambient_imaging.datasets import FastMRISlices, collate_measurements
 from ambient_imaging.training import TrainConfig, Trainer, build_loss, build_network, seed_everything
+from ambient_imaging.training.assembly import resolve_data_settings
 from ambient_imaging.training.data import build_training_data
 from ambient_imaging.training.losses import AmbientLoss, image_noise_sigma
-from ambient_imaging.training.trainer import BAND_COLUMNS, SIGMA_BAND_EDGES, resolve_data_settings
+from ambient_imaging.training.trainer import BAND_COLUMNS, SIGMA_BAND_EDGES
 
 EVAL_SIGMAS = (0.03, 0.1, 0.3, 1.0, 3.0)
 

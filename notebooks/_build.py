@@ -422,7 +422,7 @@ from skimage.color import rgb2gray
 from ambient_imaging import operators as O
 from ambient_imaging.datasets import FITSImages, read_fits_image, write_fits_image
 from ambient_imaging.metrics import psnr
-from ambient_imaging.sampling import RMLTV, ZeroFilled, reconstruct
+from ambient_imaging.sampling import RMLTV, ZeroFilled, run_method
 
 plt.rcParams["figure.dpi"] = 80
 g = torch.Generator().manual_seed(0)
@@ -510,8 +510,8 @@ op = O.Interferometer(cov.uv.float(), (64, 64), pixel_scale=pixel, noise_sigma=s
 y = op.measure(sky64, generator=g)
 print(f"{y.shape[1]} visibilities, |uv|max = {cov.uv.norm(dim=1).max() / 1e3:.1f} kλ, σ = {sigma_vis:.3g}")
 
-dirty = reconstruct(y, op, None, ZeroFilled())
-rml = reconstruct(y, op, None, RMLTV(lamda=3e-3, steps=300))
+dirty = run_method(y, op, None, ZeroFilled())
+rml = run_method(y, op, None, RMLTV(lamda=3e-3, steps=300))
 truth = sky64[0, 0].numpy()
 for name, rec in [("dirty image", dirty), ("RML (TV + positivity)", rml)]:
     print(f"{name:22s} χ²_red {rec.info['chi2_red'][0]:9.2f}   residual ‖Ax−y‖/‖y‖ {rec.info['residual_rel'][0]:.3f}")

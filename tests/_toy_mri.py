@@ -22,6 +22,7 @@ class ToyMRI(SubsamplingOperator):
     """Stand-in with the MultiCoilMRI contract (sens_maps (B,Nc,H,W), mask (B,H,W))."""
 
     _batched = ("sens_maps", "mask")
+    family = "mri"
 
     def __init__(self, sens_maps: Tensor, mask: Tensor, noise_sigma: float = 0.0, acs: Tensor | None = None):
         if mask.ndim == 2:  # (B, W) phase-encode lines

@@ -167,7 +167,7 @@ def test_folder_of_files(fastmri_file, tmp_path, capsys):
 
 def test_posterior_mri_with_tiny_prior(fastmri_file, mri_prior, tmp_path, capsys):
 
-    for sampler in ("mmps", "dps", "adps", "onestep"):
+    for sampler in ("mmps", "dps", "adps", "onestep", "daps"):
         out_file = tmp_path / f"{sampler}.nc"
         code, out, err = _run(["reconstruct", "--prior", mri_prior, "--data", fastmri_file, "--sampler", sampler,
                                "--samples", 2, "--steps", 2, "--slices", "0", "--out", out_file], capsys)
@@ -177,6 +177,40 @@ def test_posterior_mri_with_tiny_prior(fastmri_file, mri_prior, tmp_path, capsys
             assert np.isfinite(ds["mean"].values).all()
         row = json.loads(out_file.with_suffix(".metrics.json").read_text())["slices"][0]
         assert row["nfe"] >= 1 and np.isfinite(row["psnr"])
+
+
+def test_calibrate_on_validation_files(fastmri_file, mri_prior, tmp_path, capsys):
+    """--calibrate DIR fits one split-conformal scale on validation files; metrics report raw and
+    calibrated coverage, spread-skill, CRPS and interval width; the record is reused with --calibration."""
+    import shutil
+
+    val = tmp_path / "val"
+    val.mkdir()
+    shutil.copy(fastmri_file, val / "val_brain.h5")
+    out_file = tmp_path / "cal.nc"
+    code, out, err = _run(["reconstruct", "--prior", mri_prior, "--data", fastmri_file, "--sampler", "daps",
+                           "--samples", 3, "--steps", 3, "--slices", "0", "--calibrate", val, "--out", out_file],
+                          capsys)
+    assert code == 0, err
+    record = json.loads(out_file.with_suffix(".calibration.json").read_text())
+    assert record["kind"] == "split-conformal" and record["q"] > 0 and record["slices"] == 2
+    assert record["method"] == "daps"
+    metrics = json.loads(out_file.with_suffix(".metrics.json").read_text())
+    row = metrics["slices"][0]
+    for key in ("coverage_raw", "coverage", "spread_skill", "crps", "interval_width", "coverage_90"):
+        assert np.isfinite(row[key]), key
+    assert metrics["calibration"]["q"] == record["q"]
+    assert "coverage" in out  # the printed table
+    # the saved record is reused as is
+    code, out, err = _run(["reconstruct", "--prior", mri_prior, "--data", fastmri_file, "--sampler", "daps",
+                           "--samples", 3, "--steps", 3, "--slices", "1", "--out", tmp_path / "again.nc",
+                           "--calibration", out_file.with_suffix(".calibration.json")], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "again.metrics.json").read_text())
+    assert again["calibration"]["q"] == record["q"] and np.isfinite(again["slices"][0]["coverage"])
+    code, _, err = _run(["reconstruct", "--data", fastmri_file, "--sampler", "zero-filled", "--calibrate", val,
+                         "--out", tmp_path / "zf.nc"], capsys)
+    assert code == 1 and "no uncertainty" in err
 
 
 def test_other_matrix_size_and_coil_count(mri_prior, tmp_path, capsys):
@@ -256,7 +290,8 @@ def test_bad_inputs(fastmri_file, mask_prior, tmp_path, capsys):
 
 
 def test_api_rejects_mismatched_priors_and_coils(mask_prior):
-    from ambient_imaging.sampling import MMPS, reconstruct
+    from ambient_imaging.sampling import MMPS
+    from ambient_imaging.sampling import run_method as reconstruct
     from ambient_imaging.training import load_prior
 
     prior = load_prior(mask_prior)

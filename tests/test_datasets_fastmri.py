@@ -151,16 +151,16 @@ def test_memory_flat_over_many_files(tmp_path: Path) -> None:
 
 
 def test_espirit_cache_reused_and_invalidated(mc_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ambient_imaging.operators as ops
+    import ambient_imaging.operators.espirit_sets as es
 
     calls = {"n": 0}
-    real = ops.espirit_maps
+    real = es.espirit_eigen
 
     def spy(*a, **kw):
         calls["n"] += 1
         return real(*a, **kw)
 
-    monkeypatch.setattr(ops, "espirit_maps", spy)
+    monkeypatch.setattr(es, "espirit_eigen", spy)
     item = FastMRISlices(mc_file)[0]
     assert calls["n"] == 3  # one per slice, first use
     sidecar = mc_file.with_name("mc.maps.h5")

@@ -148,3 +148,44 @@ def test_faces_builder(tmp_path):
         load_faces(tmp_path / "empty")
     ds = CorruptedImages(torch.from_numpy(train), corruption=0.5)
     assert ds[0]["y"].shape == (1, 25, 25)
+
+
+def test_image_collection_reads_mixed_folders(tmp_path):
+    from astropy.io import fits
+    from PIL import Image
+
+    from ambient_imaging.datasets.images import load_image_collection, read_image_file
+
+    d = tmp_path / "c"
+    d.mkdir()
+    Image.fromarray(np.full((10, 20), 255, np.uint8)).save(d / "a.png")  # wide: centre-cropped to 10x10
+    Image.fromarray(np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 200).save(d / "b.png")  # 16-bit
+    np.save(d / "c.npy", np.linspace(-5, 5, 64).reshape(8, 8))
+    fits.PrimaryHDU(np.ones((9, 9), np.float32)).writeto(d / "d.fits")
+    imgs = load_image_collection(d, 8)
+    assert imgs.shape == (4, 1, 8, 8) and imgs.dtype == torch.float32
+    assert float(imgs[0].min()) == pytest.approx(1.0)  # 8-bit white
+    assert 0.0 <= float(imgs.min()) and float(imgs.max()) <= 1.0
+    c = read_image_file(d / "c.npy")
+    assert c.shape == (8, 8, 1) and c.min() == 0.0 and c.max() == 1.0  # float outside [0, 1]: min-max
+    b = read_image_file(d / "b.png")
+    assert b.max() == pytest.approx(255 * 200 / 65535)
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(d / "e.png")  # RGBA: alpha dropped, 3 channels
+    assert load_image_collection(d, 8).shape == (5, 3, 8, 8)
+
+
+def test_image_collection_errors(tmp_path):
+    from ambient_imaging.datasets.images import load_image_collection
+
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_image_collection(tmp_path / "missing", 8)
+    (tmp_path / "e").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        load_image_collection(tmp_path / "e", 8)
+    (tmp_path / "e" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"x\.jpg: cannot read image"):
+        load_image_collection(tmp_path / "e", 8)
+    (tmp_path / "e" / "x.jpg").unlink()
+    np.save(tmp_path / "e" / "y.npy", np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match=r"y\.npy: cannot read image \(expected"):
+        load_image_collection(tmp_path / "e", 8)

@@ -18,7 +18,6 @@ from ambient_imaging.training.losses import (
     NaiveLoss,
     OracleLoss,
     augment,
-    subsample_operator,
 )
 from ambient_imaging.training.sigma import LogNormalSigma, edm_weight
 
@@ -197,17 +196,17 @@ def test_subsample_is_a_subset_with_protected_rows():
     keep[..., :2, :] = True
     op = GaussianNoise(0.1) @ PixelMask(m)
     for seeds in (None, [1, 2, 3]):
-        a_t = subsample_operator(op, 0.5, B, g, keep=keep, seeds=seeds)
+        a_t = op.subsample(0.5, g, batch_size=B, keep=keep, seeds=seeds)
         assert torch.all(a_t.mask <= m)  # subset
         assert torch.all(a_t.mask[..., :2, :] == m[..., :2, :])  # protected rows kept
         assert a_t.mask.sum() < m.sum()
         assert a_t.noise_sigma == 0.1
     # a batch-1 operator is expanded: samples get independent Ã
     one = PixelMask(torch.ones(1, 1, H, W, dtype=torch.bool))
-    a_t = subsample_operator(one, 0.5, 4, g)
+    a_t = one.subsample(0.5, g, batch_size=4)
     assert a_t.mask.shape[0] == 4 and not torch.equal(a_t.mask[0], a_t.mask[1])
     with pytest.raises(TypeError, match="subsampling"):
-        subsample_operator(GaussianNoise(0.1), 0.5, B, g)
+        GaussianNoise(0.1).subsample(0.5, g, batch_size=B)
 
 
 def test_fresh_versus_fixed_subsampling():

@@ -13,6 +13,7 @@ from ambient_imaging.sampling import (
     ADPS,
     DPS,
     MMPS,
+    AmbientMMPS,
     EDMSampler,
     FixedMaskSampler,
     OneStep,
@@ -271,10 +272,10 @@ def test_adps_uses_a_fixed_subsampled_operator():
     assert len(seen) == 6 and all(torch.equal(m, seen[0]) for m in seen)
     assert seen[0].shape[0] == 3  # one Ã per sample
     assert torch.all(seen[0] <= op.mask.float())  # Ã's rows are a subset of A's
-    # MMPS evaluates an ambient prior the same way when tilde_delta is set
+    # AmbientMMPS evaluates an ambient prior the same way with subsample_delta
     seen.clear()
-    rec = MMPS(steps=3, tilde_delta=0.3)(Spy(mu, cov), y, op, samples=2, mask_channels=1, generator=g)
-    assert torch.isfinite(rec.samples).all() and len(seen) == 5
+    rec = AmbientMMPS(steps=3, subsample_delta=0.3)(Spy(mu, cov), y, op, samples=2, mask_channels=1, generator=g)
+    assert torch.isfinite(rec.samples).all() and len(seen) >= 5
     assert all(torch.equal(m, seen[0]) for m in seen) and torch.all(seen[0] <= op.mask.float())
 
 
@@ -308,3 +309,45 @@ def test_sampler_rejects_mismatched_batches():
     with pytest.raises(ValueError, match="samples"):
         DPS(steps=2)(GaussianDenoiser(mu, cov), torch.zeros(3, 1, H, W, dtype=DT), op, samples=0)
     assert GaussianNoise(0.1).noise_sigma == 0.1
+
+
+def test_daps_serves_visibilities_and_is_registered():
+    """DAPS on interferometric visibilities (complex data, real image) with a Gaussian prior: finite,
+    closer to the posterior mean than the dirty image; the registry builds it for every input kind."""
+    from ambient_imaging.operators import Interferometer
+    from ambient_imaging.sampling import DAPS, get_method
+
+    n = 4
+    g = torch.Generator().manual_seed(0)
+    pixel = 1e-6
+    m = 10
+    r = (0.45 / pixel) * torch.sqrt(torch.rand(m, generator=g, dtype=DT))
+    th = 2 * math.pi * torch.rand(m, generator=g, dtype=DT)
+    op = Interferometer(torch.stack([r * torch.cos(th), r * torch.sin(th)], dim=1), (n, n), pixel, noise_sigma=0.05)
+    mu, cov = _gaussian(N, 11)
+    x = (mu + torch.linalg.cholesky(cov) @ torch.randn(N, generator=g, dtype=DT)).reshape(1, 1, H, W)
+    y = op.measure(x, g)
+    rec = DAPS(steps=40, langevin_steps=20)(GaussianDenoiser(mu, cov), y, op, samples=32, generator=g)
+    assert torch.isfinite(rec.samples).all() and rec.samples.shape == (1, 32, 1, H, W)
+    assert rec.nfe == 40 and "lipschitz" in rec.info
+    a = _real_matrix(op, x)
+    post_mu, _ = _posterior(mu, cov, a, _to_real(y)[0], 0.05**2 / 2)  # complex noise: σ²/2 per part
+    err = torch.linalg.vector_norm(rec.mean.reshape(-1) - post_mu)
+    assert err < torch.linalg.vector_norm(mu - post_mu), err
+    cls = get_method("daps")
+    assert cls is DAPS and cls.needs_prior and all(cls.serves(k) for k in ("mri", "image", "visibilities"))
+
+
+def test_samplers_are_stateless():
+    """Running a sampler leaves its configuration untouched (re-entrant: no run state on the dataclass)."""
+    from ambient_imaging.sampling import DAPS, AmbientMMPS
+
+    mu, cov = _gaussian(N, 12)
+    g = torch.Generator().manual_seed(12)
+    op = PixelMask(torch.rand(1, 1, H, W, generator=g) < 0.6, noise_sigma=0.05)
+    y = op.measure(mu.reshape(1, 1, H, W), g)
+    for sampler in (MMPS(steps=3), AmbientMMPS(steps=2), DPS(steps=3), ADPS(steps=3), DAPS(steps=3)):
+        before = dict(vars(sampler))
+        sampler(GaussianDenoiser(mu, cov), y, op, samples=2, mask_channels=1 if isinstance(sampler, ADPS) else 0,
+                generator=g)
+        assert vars(sampler) == before, type(sampler).__name__

@@ -259,3 +259,32 @@ def test_complex_mri_items_train_and_load(tmp_path):
     assert prior.is_complex and prior.family == "mri"
     out = prior.denoiser(torch.zeros(1, 1, n, n, dtype=torch.complex64), 0.5, items[0]["operator"].mask_channels())
     assert out.dtype == torch.complex64 and torch.isfinite(torch.view_as_real(out)).all()
+
+
+def test_config_toml_has_sections_and_old_flat_files_still_load(tmp_path):
+    from ambient_imaging.training.config import SECTIONS, flat_config, write_toml
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover
+        import tomli as tomllib
+
+    cfg = TrainConfig(data="faces", out=str(tmp_path / "r"), loss="naive", lr=5e-4, network="tiny",
+                      network_overrides={"channels": 8}, center_lines=[2, 6])
+    path = tmp_path / "config.toml"
+    cfg.save(path)
+    written = tomllib.loads(path.read_text())
+    assert set(SECTIONS) <= set(written)
+    assert written["optim"]["lr"] == 5e-4 and written["loss"]["name"] == "naive"
+    assert written["network"] == {"preset": "tiny", "overrides": {"channels": 8}, "mask_domain": "auto"}
+    assert "lr" not in written and TrainConfig.load(path) == cfg
+    assert cfg.section("optim")["lr"] == 5e-4 and cfg.section("data")["data"] == "faces"
+    # a config.toml of the flat layout (before the sections) reads the same
+    flat = tmp_path / "old.toml"
+    flat.write_text(write_toml(cfg.to_dict()))
+    assert TrainConfig.load(flat) == cfg
+    assert flat_config(cfg.to_dict()) == cfg.to_dict()
+    with pytest.raises(ValueError, match="given twice"):
+        TrainConfig.from_dict({"lr": 1e-3, "optim": {"lr": 2e-3}})
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) lrr in \[optim\]"):
+        TrainConfig.from_dict({"optim": {"lrr": 2e-3}})

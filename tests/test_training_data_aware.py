@@ -13,7 +13,8 @@ from ambient_imaging.datasets.batch import MeasurementBatch
 from ambient_imaging.networks import EDMPrecond, UNet
 from ambient_imaging.operators import MultiCoilMRI, PixelMask
 from ambient_imaging.training import TrainConfig, Trainer, seed_everything
-from ambient_imaging.training.losses import AmbientLoss, image_noise_sigma, subsample_operator
+from ambient_imaging.training.hardware import cpu_contention, resolve_precision
+from ambient_imaging.training.losses import AmbientLoss, image_noise_sigma
 from ambient_imaging.training.sigma import LogNormalSigma, band_index, edm_weight, floor_weight, sigma_bands
 from ambient_imaging.training.statistics import (
     estimate_sigma_data,
@@ -21,7 +22,7 @@ from ambient_imaging.training.statistics import (
     mask_in_training_range,
     mask_statistics,
 )
-from ambient_imaging.training.trainer import BAND_COLUMNS, CachedItems, cpu_contention, resolve_precision
+from ambient_imaging.training.trainer import BAND_COLUMNS, CachedItems
 
 
 class FixedSigma(LogNormalSigma):
@@ -103,8 +104,8 @@ def test_noisy_data_train_above_sigma_n_and_the_input_noise_adds_up():
     y = torch.zeros(b, 1, 16, 16)  # x = 0: the input is exactly the noise added by the loss
     loss = AmbientLoss(0.2, keep=False)
     net = Const(torch.zeros(1, 1, 16, 16))
-    loss(net, MeasurementBatch(y, op, torch.ones(b)), torch.Generator().manual_seed(0))
-    assert bool(torch.all(loss.last_sigma > sn))
+    out = loss.evaluate(net, MeasurementBatch(y, op, torch.ones(b)), torch.Generator().manual_seed(0))
+    assert bool(torch.all(out.sigma > sn))
     # a fixed σ: the loss adds only √(σ² − σ_n²) (the data already carry σ_n)
     loss = AmbientLoss(0.2, keep=False, sigma_dist=FixedSigma(0.5))
     net = Const(torch.zeros(1, 1, 16, 16))
@@ -176,7 +177,7 @@ def test_per_sample_delta_and_centre_range():
     op = _line_op(b, w=32, acs=8, lines=16)
     rows = op.row_mask()
     d = torch.linspace(0.05, 0.9, b)
-    a_t = subsample_operator(op, d, b, torch.Generator().manual_seed(0), keep=False)
+    a_t = op.subsample(d, torch.Generator().manual_seed(0), keep=False, batch_size=b)
     kept = a_t.row_mask().sum(1).float() / rows.sum(1).float()
     assert bool(torch.all(a_t.row_mask() <= rows))
     assert float(kept[:16].mean()) > float(kept[-16:].mean()) + 0.4  # more δ, fewer rows
@@ -298,7 +299,7 @@ def test_attention_kernel_choice_does_not_change_the_block():
 def test_resolve_data_settings_records_noise_sigma_data_and_mask_range():
     from types import SimpleNamespace
 
-    from ambient_imaging.training.trainer import resolve_data_settings
+    from ambient_imaging.training.assembly import resolve_data_settings
 
     g = torch.Generator().manual_seed(0)
     items = []

@@ -9,10 +9,52 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from . import data, quickstart, reconstruct, study, train
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "one_line_warnings", "format_warning"]
+
+
+def format_warning(message: Warning | str) -> str:
+    """``warning: <message>`` on one line (whitespace runs, newlines included, become one space)."""
+    return "warning: " + " ".join(str(message).split())
+
+
+#: the standard library's printer; ``catch_warnings(record=True)`` (and ``pytest.warns``) swap it
+#: for a recorder, which :func:`one_line_warnings` must then leave alone
+_STDLIB_PRINTER = getattr(warnings, "_showwarnmsg_impl", None)
+
+
+@contextmanager
+def one_line_warnings(stream: TextIO | None = None) -> Iterator[None]:
+    """Show every warning raised inside as one clean line on ``stream`` (default ``sys.stderr``):
+    :func:`format_warning` of its message, never the Python source line or file name.
+
+    Written through ``tqdm.write``, so a running progress bar moves below the line instead of
+    breaking it. The warning filters (``-W``, ``PYTHONWARNINGS``, ``simplefilter("error")``) still
+    apply, and an active recorder (``catch_warnings(record=True)``, ``pytest.warns``) records as well.
+    """
+    from tqdm.auto import tqdm
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - stdlib
+        if stream is None and getattr(warnings, "_showwarnmsg_impl", None) is not _STDLIB_PRINTER:
+            previous(message, category, filename, lineno, file, line)  # a recorder is listening: it records too
+        try:
+            tqdm.write(format_warning(message), file=stream or file or sys.stderr)
+        except (OSError, ValueError):  # a closed or broken stream must never crash a run
+            pass
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted; re-run the same command to resume where it stopped", file=sys.stderr)
         return 130
@@ -47,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("AMBIENT_DEBUG"):
             raise
-        print(f"ambient-imaging: error: {err}", file=sys.stderr)
+        from ambient_imaging.limits import error_text
+
+        print(f"ambient-imaging: error: {error_text(err)}", file=sys.stderr)
         return 1
 
 

@@ -27,6 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--size", default=None, choices=("small", "default"), help="size preset (default: the set's)")
     b.add_argument("--seed", type=int, default=0, help="random seed (the build is deterministic for a seed)")
     b.add_argument("--acceleration", type=float, default=None, help="undersampling factor R (mri-brain; default 4)")
+    b.add_argument("--clean-fraction", type=float, default=None,
+                   help="mri-brain: fraction of training files written fully sampled (a mixed set; default 0)")
     b.add_argument("--force", action="store_true", help="replace a different existing build in --out")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
@@ -34,13 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("prepare", help="estimate and cache ESPIRiT coil maps for a fastMRI folder")
     pr.add_argument("path", help="a file, folder or glob of fastMRI HDF5 files")
     pr.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: next to the data)")
-    pr.add_argument("--workers", type=int, default=1, help="parallel processes")
+    pr.add_argument("--workers", type=int, default=1, help="parallel processes (1 to the number of CPUs)")
     pr.add_argument("--strict", action="store_true", help="stop at the first broken file")
     pr.add_argument("--acs-lines", type=int, default=None,
                     help="ESPIRiT calibration width (default: each slice's ACS, at most 24; part of the cache key)")
     pr.set_defaults(func=_prepare)
 
-    i = sub.add_parser("info", help="describe a fastMRI HDF5 file")
+    i = sub.add_parser("info", help="describe a fastMRI HDF5 file (or a folder: its mix of fully sampled and "
+                       "undersampled files)")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=_info)
@@ -71,7 +74,9 @@ def _same_build(old: dict[str, Any], want: dict[str, Any]) -> bool:
 
 def _build(args: argparse.Namespace) -> int:
     from ambient_imaging.datasets.embedded import get_embedded
+    from ambient_imaging.limits import check_seed
 
+    check_seed(args.seed)
     entry = get_embedded(args.name)
     size = args.size or entry.default_size
     out: Path = args.out
@@ -80,8 +85,12 @@ def _build(args: argparse.Namespace) -> int:
     want = {"dataset": entry.name, "size": size, "seed": args.seed}
     if entry.accepts_acceleration:
         want["acceleration"] = float(args.acceleration if args.acceleration is not None else 4.0)
-    elif args.acceleration is not None:
-        raise ValueError(f"--acceleration does not apply to {entry.name}")
+        if args.clean_fraction is not None:
+            if not 0.0 <= args.clean_fraction <= 1.0:
+                raise ValueError(f"--clean-fraction {args.clean_fraction}: must be in [0, 1]")
+            want["clean_fraction"] = float(args.clean_fraction)
+    elif args.acceleration is not None or args.clean_fraction is not None:
+        raise ValueError(f"--acceleration / --clean-fraction do not apply to {entry.name}")
     meta = out / "build.json"
     if out.is_dir() and any(out.iterdir()):
         old: dict[str, Any] = {}
@@ -101,6 +110,8 @@ def _build(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"size": size, "seed": args.seed, "progress": not args.quiet}
     if entry.accepts_acceleration:
         kw["acceleration"] = want["acceleration"]
+        if "clean_fraction" in want:
+            kw["clean_fraction"] = want["clean_fraction"]
     t0 = time.perf_counter()
     summary = entry.builder(out, **kw)
     secs = time.perf_counter() - t0
@@ -136,6 +147,8 @@ def _info(args: argparse.Namespace) -> int:
     from ambient_imaging.datasets.checks import nonfinite_kspace
     from ambient_imaging.datasets.fastmri import fastmri_info
 
+    if Path(args.file).is_dir():
+        return _folder_info(args)
     try:
         info = fastmri_info(args.file)
     except ValueError as err:
@@ -164,7 +177,29 @@ def _info(args: argparse.Namespace) -> int:
     if bad["nan"] or bad["inf"]:
         print(f"WARNING:       {_nonfinite_text(bad)}; training and reconstruction refuse them")
     else:
-        print("values:        all finite")
+        print("values:        all finite" + ("" if bad.get("checked", 0) >= bad.get("total", 0) else
+                                             f" (checked {bad['checked']} of {bad['total']} slices, evenly spaced)"))
+    return 0
+
+
+def _folder_info(args: argparse.Namespace) -> int:
+    """``data info DIR``: the mix of fully sampled and undersampled fastMRI files (what training will do)."""
+    from ambient_imaging.training.data import resolve_build_folder
+    from ambient_imaging.training.mix import folder_mix
+
+    folder = resolve_build_folder(Path(args.file))[0]
+    files = sorted(p for p in folder.glob("*.h5") if not p.name.endswith(".maps.h5"))
+    if not files:
+        raise ValueError(f"{args.file}: no .h5 files here (expected fastMRI-layout HDF5 files)")
+    mix = folder_mix(files)
+    if args.json:
+        print(json.dumps({"folder": str(folder), "files": len(files), "mix": mix.to_dict()}, indent=2))
+        return 0
+    print(f"folder:        {folder} ({len(files)} fastMRI files)")
+    print(f"mix:           {mix.describe()}")
+    how = ("fully sampled slices train with the clean loss, undersampled ones with the ambient loss" if mix.mixed
+           else "one kind: every slice trains with the --loss given")
+    print(f"training:      {how}")
     return 0
 
 

@@ -78,6 +78,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "cphase,logcamp or cphase,logcamp,amp:0.2 or vis (default cphase,logcamp; --sampler rml)")
     r.add_argument("--selfcal", action="store_true", help="RML: solve station gains (self-calibration) for the "
                    "vis/amp data terms")
+    r.add_argument("--flux", type=float, default=None, metavar="JY",
+                   help="RML: compact flux in Jy (e.g. 0.6 for M87 in 2017); intra-site baselines, which also see "
+                        "extended emission, are rescaled to it (default: estimated from the shortest inter-site "
+                        "amplitudes; docs/interferometry.md)")
+    r.add_argument("--calibrate", default=None, metavar="DIR", help="fully sampled validation files: fit a "
+                   "split-conformal scale of the std map on them (same method and masks; needs --samples >= 2) so "
+                   "that 2-sigma intervals cover 95 %% of held-out pixels; written next to the outputs as "
+                   "calibration.json (copy it into the prior's run dir to reuse it by default)")
+    r.add_argument("--calibration", default=None, metavar="FILE", help="a saved calibration record to apply "
+                   "(default: calibration.json in the prior's run dir, when fitted for the same sampler)")
     r.add_argument("--strict", action="store_true", help="a failed check (non-finite or all-zero result, far worse "
                    "than zero-filled, a chi-square above 10, a mask outside the prior's range) is an error, not a "
                    "warning")
@@ -129,8 +139,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         method=args.sampler, samples=args.samples, steps=args.steps, acceleration=args.acceleration,
         mask_kind=args.mask_kind, center_lines=args.center_lines, center_fraction=args.center_fraction,
         mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, target=args.target, padding=args.padding,
-        coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, lamda=args.lamda, zeta=args.zeta,
+        coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, flux=args.flux, lamda=args.lamda,
+        zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,
+        calibrate=args.calibrate, calibration=args.calibration,
     ).validate()
     if not Path(args.data).exists():
         raise FileNotFoundError(f"--data {args.data}: no such file or folder")
@@ -146,7 +158,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "nan" if not math.isfinite(v) else f"{v:.4g}"
-    return str(v)
+    from ambient_imaging.limits import shown
+
+    return shown(v) if isinstance(v, str) else str(v)  # file names of any encoding print
 
 
 def print_table(rows: list[dict[str, Any]], cols: tuple[str, ...] | None = None, file=None) -> None:
@@ -154,7 +168,8 @@ def print_table(rows: list[dict[str, Any]], cols: tuple[str, ...] | None = None,
     if not rows:
         return
     cols = cols or tuple(k for k in ("file", "slice", "method", "psnr", "ssim", "nmse", "psnr_zero_filled",
-                                     "chi2_red", "residual_rel", "nfe", "seconds") if any(k in r for r in rows))
+                                     "coverage_raw", "coverage", "chi2_red", "residual_rel", "nfe", "seconds")
+                         if any(k in r for r in rows))
     table = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)), file=file or sys.stdout)

@@ -2,8 +2,8 @@
 
 Examples::
 
-    ambient-imaging study memorization --out studies/memo                  # 5 mask levels, ~5 min each
-    ambient-imaging study memorization --out studies/memo --kind noise --minutes 10
+    ambient-imaging study memorization --out studies/memo                  # clean, 60 %, 90 % erased; 3 seeds
+    ambient-imaging study memorization --out studies/memo --data my_images/ --image-size 64 --device cuda
     ambient-imaging study memorization --out /tmp/memo --quick             # seconds: a smoke test
 """
 
@@ -26,7 +26,15 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``study memorization``."""
-    from ambient_imaging.studies.memorization import DEFAULT_CORRUPTION, DEFAULT_MINUTES, DEFAULT_NOISE_SIGMAS
+    from ambient_imaging.studies.memorization import (
+        DEFAULT_CORRUPTION,
+        DEFAULT_NOISE_SIGMAS,
+        DEFAULT_SAMPLER_STEPS,
+        DEFAULT_SAMPLES,
+        DEFAULT_SEEDS,
+        DEFAULT_STEPS,
+        DEFAULT_TRAIN_IMAGES,
+    )
 
     p = subparsers.add_parser("study", help="end-to-end studies (train, sample, measure)")
     sub = p.add_subparsers(dest="study", metavar="STUDY")
@@ -34,13 +42,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "memorization",
         aliases=["memorisation"],
-        help="does training on corrupted faces reduce memorisation, and at what cost in quality?",
+        help="does training on corrupted images reduce memorisation, and at what cost in quality?",
         description=(
-            "Train one prior per corruption level on the embedded faces (same network, seed and budget), "
-            "sample each, and report memorisation (fraction of samples whose nearest training face has "
-            "similarity > 0.90 / 0.95, mean similarity, nearest/second-nearest l2 ratio) and quality "
-            "(held-out denoising error on clean faces). Writes report.json, report.csv, memorization.png and "
-            "samples_<level>.png to --out. Re-running the same command resumes: finished levels are skipped."
+            "Train priors per corruption level and training seed on the embedded faces (or --data DIR), "
+            "with the same network, seeds and budget; sample each and report, with 95 % intervals and the "
+            "seed spread: memorisation (fraction of samples whose nearest training image has similarity "
+            "> 0.90 / 0.95, nearest/second-nearest l2 ratio) and quality (KID to held-out images on random "
+            "conv features; held-out denoising error). Writes report.json, report.csv, memorization.png, "
+            "tradeoff.png and copies_<level>.png to --out. Re-running the same command resumes. The defaults "
+            "take about 45 minutes on a 2-core CPU."
         ),
     )
     m.add_argument("--out", required=True, help="study folder (reports, plots, data/, runs/<level>/)")
@@ -54,27 +64,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--noise-levels", type=_floats, default=None,
                    help=f"noise levels σ_n >= 0 in [-1, 1] image units; 0 = clean baseline (default {fmt})")
     budget = m.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="training steps per level (the same for every level)")
-    budget.add_argument("--minutes", type=float,
-                        help=f"training wall time per level (default {DEFAULT_MINUTES:g} minutes, sized for a "
-                             "2-core CPU: about 25 minutes for the 5 default mask levels plus ~1 minute of "
-                             "sampling each; use --minutes 60 or more on a GPU for trained priors)")
-    m.add_argument("--samples", type=int, default=64, help="unconditional samples per level (default 64)")
-    m.add_argument("--network", choices=("tiny", "small"),
-                   help="denoiser preset (default: small on a GPU, tiny on a CPU)")
-    m.add_argument("--image-size", type=int, help="face size in pixels (default 32; --quick 16)")
-    m.add_argument("--train-images", type=int, help="use only the first N training faces (default: all)")
-    m.add_argument("--sampler-steps", type=int, help="EDM sampler steps (default 18)")
+    budget.add_argument("--steps", type=int,
+                        help=f"training steps per run, the same for every level (default {DEFAULT_STEPS})")
+    budget.add_argument("--minutes", type=float, help="training wall time per run instead of --steps")
+    m.add_argument("--seeds", type=int, default=None,
+                   help=f"training seeds per level: --seed, --seed+1, ... (default {DEFAULT_SEEDS})")
+    m.add_argument("--samples", type=int, default=None,
+                   help=f"unconditional samples per run (default {DEFAULT_SAMPLES}; per level: x seeds)")
+    m.add_argument("--data", help="a folder of images (PNG/JPEG/TIFF/FITS/.npy) instead of the embedded faces; "
+                                  "centre-cropped, resized to --image-size, 20 %% held out")
+    m.add_argument("--network", choices=("tiny", "small", "paper"), help="denoiser preset (default tiny)")
+    m.add_argument("--image-size", type=int, help="image size in pixels (default 32; --quick 16)")
+    m.add_argument("--train-images", type=int,
+                   help=f"use the first N training images; the rest are held out (default {DEFAULT_TRAIN_IMAGES})")
+    m.add_argument("--batch-size", type=int, help="images per training step (default 16)")
+    m.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    m.add_argument("--sampler-steps", type=int, help=f"EDM sampler steps (default {DEFAULT_SAMPLER_STEPS})")
+    m.add_argument("--sample-batch", type=int, help="samples per sampler call (default 256)")
     m.add_argument("--quick", action="store_true",
-                   help="smoke test: tiny network, 16 px, 3 steps, 4 samples, 2 levels per kind (seconds)")
+                   help="smoke test: tiny network, 16 px, 3 steps, 2 seeds, 8 samples, 2 levels per kind (seconds)")
     m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    m.add_argument("--seed", type=int, default=0, help="one seed for every level (default 0)")
+    m.add_argument("--seed", type=int, default=0, help="the first training seed (default 0)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     m.set_defaults(func=_run_memorization)
 
 
 def _run_memorization(args: argparse.Namespace) -> int:
-    from ambient_imaging.studies.memorization import format_table, run_memorization_study
+    from ambient_imaging.studies import format_table, run_memorization_study
 
     report = run_memorization_study(
         args.out,
@@ -89,12 +105,17 @@ def _run_memorization(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         quick=args.quick,
+        n_seeds=args.seeds,
+        data=args.data,
         image_size=args.image_size,
         n_train=args.train_images,
+        batch_size=args.batch_size,
+        lr=args.lr,
         sampler_steps=args.sampler_steps,
+        sample_batch=args.sample_batch,
         progress=not args.no_progress,
     )
     print(format_table(report))
     files = report["files"]
-    print(f"report: {files['report_json']} and {files['report_csv']}; plot: {files['plot']}")
+    print(f"report: {files['report_json']} and {files['report_csv']}; plots: {files['plot']}, {files['tradeoff']}")
     return 0

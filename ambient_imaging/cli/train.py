@@ -24,6 +24,7 @@ __all__ = ["add_parser", "config_from_args", "check_numeric_flags"]
 # CLI flag -> TrainConfig field (flags not listed map to their own name with - -> _)
 _FLAGS = (
     "data",
+    "clean_data",
     "operator",
     "out",
     "steps",
@@ -67,6 +68,47 @@ def check_numeric_flags(args: argparse.Namespace) -> None:
         if not math.isfinite(v) or (v <= low if strict else v < low):
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} {v}: must be a finite number {'>' if strict else '>='} {low:g}")
+    from ambient_imaging.limits import check_seed, cpu_count
+
+    if args.seed is not None:
+        check_seed(args.seed)
+    if getattr(args, "num_workers", None) is not None and args.num_workers > cpu_count():
+        raise ValueError(f"--num-workers must be between 0 and {cpu_count()} (the CPUs this process may use), "
+                         f"got {args.num_workers}")
+
+
+def check_applicable_flags(flags: dict, operator: str, data: str | None) -> None:
+    """A flag that does not apply to ``operator`` (or to the data) is an error, never silently ignored
+    and written into ``config.toml``: ``--corruption`` and ``--image-size`` shape synthetic corruption
+    of clean image sets, ``--acceleration`` undersamples fully sampled MRI files."""
+    if "corruption" in flags and operator != "mask":
+        raise ValueError(f"--corruption applies to --operator mask (synthetic masks of clean images), "
+                         f"not to --operator {operator}; drop it")
+    if "image_size" in flags and operator == "mri":
+        raise ValueError("--image-size applies to --operator mask, noise or interferometry (image sets), not to "
+                         "--operator mri (k-space keeps its matrix); drop it")
+    if "acceleration" in flags and operator != "mri":
+        raise ValueError(f"--acceleration applies to --operator mri, not to --operator {operator}; drop it")
+    if "acceleration" in flags and data:
+        r = _undersampled_already(Path(data))
+        if r is not None:
+            raise ValueError(f"--acceleration {flags['acceleration']}: the files of --data are undersampled already "
+                             f"(R = {r:.2f}, with their own masks); it applies to fully sampled files only; drop it")
+
+
+def _undersampled_already(path: Path) -> float | None:
+    """The acceleration of the first fastMRI file of ``path`` when it is undersampled, else ``None``."""
+    from ambient_imaging.datasets.fastmri import fastmri_info
+    from ambient_imaging.training.data import resolve_build_folder
+
+    try:
+        folder = resolve_build_folder(path)[0] if path.is_dir() else path
+        files = sorted(p for p in folder.glob("*.h5") if not p.name.endswith(".maps.h5")) if folder.is_dir() \
+            else [folder]
+        info = fastmri_info(files[0]) if files else None
+    except (ValueError, OSError, IndexError, KeyError):
+        return None  # unreadable: the data check reports it, naming the file
+    return None if info is None or info["fully_sampled"] else float(info["acceleration"])
 
 
 _RESUME_HELP = (
@@ -92,6 +134,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--data", help="training data: a fastMRI folder, FITS folder, .npy stack, image folder, or 'faces'")
+    p.add_argument("--clean-data", help="MRI: a folder of fully sampled fastMRI files trained beside the "
+                   "undersampled --data (mixture training; a mixed --data folder needs no flag)")
     p.add_argument("--operator", choices=FAMILIES, help="measurement family of the data")
     p.add_argument("--out", help="run directory (config.toml, metrics.csv, checkpoints/); required unless the "
                    "--config file sets 'out'")
@@ -110,7 +154,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--warmup-steps", type=int, help="linear LR warm-up, in optimizer steps")
     p.add_argument("--ema-halflife-images", type=float, help="EMA half-life in images")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (CUDA only)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast of the network (GPUs; CPUs "
+                   "with native bf16 instructions; elsewhere it is emulated and slow)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, help="steps between metrics.csv rows")
@@ -163,6 +208,7 @@ def config_from_args(args: argparse.Namespace):
     flags["out"] = str(out)
     # the noise family trains with the Tweedie loss unless a loss is given explicitly
     op = flags.get("operator", cfg.operator)
+    check_applicable_flags(flags, op, flags.get("data", cfg.data))
     if op == "noise" and "loss" not in flags and "loss" not in raw_keys:
         flags["loss"] = "tweedie"
     cfg = cfg.replace(**flags)
@@ -212,9 +258,9 @@ def run(args: argparse.Namespace) -> int:
     from ambient_imaging.devices import resolve_device
     from ambient_imaging.locks import RunLock
     from ambient_imaging.paths import check_output_dir
+    from ambient_imaging.training import NonFiniteLossError, train
     from ambient_imaging.training.distributed import cleanup_distributed, init_distributed
     from ambient_imaging.training.rundir import clear_run, plan_run
-    from ambient_imaging.training.trainer import NonFiniteLossError, train
 
     cfg = config_from_args(args)
     if not cfg.data:
@@ -253,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
             ctx.barrier()
 
         try:
-            result = train(cfg, resume=resume, ctx=ctx, verbose=ctx.is_main, before_fit=before_fit)
+            result = train(cfg, resume=resume, ctx=ctx, verbose=ctx.is_main, before_fit=before_fit, lock=lock)
         except NonFiniteLossError as err:
             print(f"ambient-imaging: error: {err}", file=sys.stderr)
             return 1

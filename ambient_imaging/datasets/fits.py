@@ -18,6 +18,7 @@ divided by ``√2`` (differences cancel smooth structure; for white noise this i
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,11 @@ def _open(path: Path) -> fits.HDUList:
     except (OSError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a FITS file ({err})") from err
     try:
+        _check_sizes(hdul, path)
+    except ValueError:
+        hdul.close()
+        raise
+    try:
         hdul.verify("silentfix")
         for h in hdul:  # read the data now: a truncated file fails here, with its name
             _ = h.data
@@ -107,6 +113,19 @@ def _open(path: Path) -> fits.HDUList:
         hdul.close()
         size = path.stat().st_size
         raise ValueError(f"{path}: truncated or corrupt FITS file ({size} bytes; {err})") from err
+
+
+def _check_sizes(hdul: fits.HDUList, path: Path) -> None:
+    """Refuse, from the headers alone (before any data is read), HDUs too large for this machine's memory."""
+    from ambient_imaging.limits import check_memory
+
+    for h in hdul:
+        n = h.header.get("NAXIS", 0)
+        dims = [h.header.get(f"NAXIS{i}", 0) for i in range(1, int(n) + 1)] if isinstance(n, int) else []
+        if dims and all(isinstance(d, int) and d > 0 for d in dims):
+            shape = "x".join(str(d) for d in reversed(dims))
+            check_memory(16 * math.prod(dims) * 8, f"an HDU of {shape} values and its working copies", str(path),
+                         "crop the image first")
 
 
 def _is_image(h: fits.hdu.base.ExtensionHDU) -> bool:
@@ -207,7 +226,7 @@ def read_fits_image(
     else:
         key = next((k for k in NOISE_KEYS if k in header), None) or next((k for k in NOISE_KEYS if k in primary), None)
         if key is not None:
-            sigma, src = float(header.get(key, primary.get(key))), f"header:{key}"
+            sigma, src = _header_sigma(header.get(key, primary.get(key)), key, path), f"header:{key}"
         else:
             sigma, src = estimate_noise(data, valid), "estimate"
     return SkyImage(
@@ -220,6 +239,27 @@ def read_fits_image(
         noise_source=src,
         path=str(path),
     )
+
+
+def _header_sigma(value: Any, key: str, path: Path) -> float:
+    """A noise level read from a header card: a finite number >= 0, or an error naming file and card."""
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError):
+        sigma = float("nan")
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"{path}: header card {key} = {value!r} is not a noise level (a finite number >= 0); "
+                         "fix the card or pass the noise level explicitly")
+    return sigma
+
+
+def _ascii(value: Any) -> str:
+    """``value`` as FITS header text: printable ASCII, anything else escaped (``café`` → ``caf\\xe9``;
+    file names that are not UTF-8 too), so a path in a provenance card never fails a write."""
+    from ambient_imaging.limits import shown
+
+    text = shown(value) if isinstance(value, (str, os.PathLike)) else str(value)
+    return "".join(ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def write_fits_image(
@@ -288,7 +328,7 @@ def write_fits_image(
     prov = {"tool": "ambient-imaging", "version": __version__, **(provenance or {})}
     for k, v in prov.items():
         key = f"AI_{str(k).upper()}"
-        val = v if isinstance(v, (bool, int, float, np.integer, np.floating)) else str(v)
+        val = v if isinstance(v, (bool, int, float, np.integer, np.floating)) else _ascii(v)
         if isinstance(val, str) and len(val) > 40:
             val = val[:37] + "..."  # the full value is in the HISTORY card below
         if len(key) > 8:
@@ -297,9 +337,9 @@ def write_fits_image(
     hdr.add_history(f"{prov['tool']} {prov['version']} {hdr['DATE']}")
     for k, v in prov.items():
         if k not in ("tool", "version"):
-            hdr.add_history(f"{k}={v}")
+            hdr.add_history(_ascii(f"{k}={v}"))
     for h in history:
-        hdr.add_history(str(h))
+        hdr.add_history(_ascii(h))
     hdus = [fits.PrimaryHDU(arr.astype(np.float32 if arr.dtype != np.float64 else np.float64), header=hdr)]
     for name, e in extra.items():
         ea = e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else np.asarray(e)

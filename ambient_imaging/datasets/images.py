@@ -22,9 +22,12 @@ from torch.utils.data import Dataset
 
 from ambient_imaging.operators import GaussianNoise, LinearOperator, PixelMask, dust_mask
 
-__all__ = ["CorruptedImages", "load_image_folder", "IMAGE_SUFFIXES"]
+__all__ = ["CorruptedImages", "load_image_folder", "load_image_collection", "read_image_file", "IMAGE_SUFFIXES",
+           "COLLECTION_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+#: what :func:`load_image_collection` reads (FITS through :func:`ambient_imaging.datasets.fits.read_fits_image`)
+COLLECTION_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".fits", ".fit", ".fts")
 
 
 def load_image_folder(folder: str | os.PathLike, grayscale: bool = False) -> Tensor:
@@ -69,6 +72,87 @@ def load_image_folder(folder: str | os.PathLike, grayscale: bool = False) -> Ten
     if len(shapes) != 1:
         raise ValueError(f"{folder}: images have different shapes {sorted(shapes)}")
     return torch.from_numpy(np.stack(imgs).astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+
+
+def _unit_range(a: np.ndarray) -> np.ndarray:
+    """Integers by their type's maximum; floats kept when in ``[0, 1]``, else min–max scaled."""
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float64) / float(np.iinfo(a.dtype).max)
+    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return a
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def read_image_file(path: str | os.PathLike) -> np.ndarray:
+    """One image file (PNG/JPEG/TIFF/BMP, FITS, or a 2-D/3-D ``.npy``) as float64 ``(H, W, C)`` in ``[0, 1]``.
+
+    8/16-bit images are divided by their type's maximum; float data (FITS, ``.npy``) outside
+    ``[0, 1]`` is min–max scaled per image; an alpha channel is dropped.
+
+    Raises:
+        ValueError: ``"<file>: cannot read image (...)"`` for an unreadable file or a shape that
+            is not an image.
+    """
+    f = Path(path)
+    suffix = f.suffix.lower()
+    try:
+        if suffix == ".npy":
+            a = np.load(f, allow_pickle=False)
+        elif suffix in (".fits", ".fit", ".fts"):
+            from ambient_imaging.datasets.fits import read_fits_image
+
+            a = read_fits_image(f, mask=None, noise_sigma=0.0).data
+        else:
+            from PIL import Image
+
+            with Image.open(f) as im:
+                a = np.asarray(im.convert("RGB") if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV") else im)
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file
+        raise ValueError(f"{f}: cannot read image ({type(err).__name__}: {err})") from err
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4) or min(a.shape[:2]) < 2:
+        raise ValueError(f"{f}: cannot read image (expected (H, W) or (H, W, C) with C in 1-4, got {a.shape})")
+    if a.shape[-1] in (2, 4):  # grey + alpha, RGB + alpha
+        a = a[..., :-1]
+    return _unit_range(a)
+
+
+def load_image_collection(folder: str | os.PathLike, size: int) -> Tensor:
+    """Every image in ``folder`` (sorted by name), centre-cropped to a square and resized to ``size``.
+
+    Reads PNG/JPEG/TIFF/BMP, FITS and ``.npy`` files (:data:`COLLECTION_SUFFIXES`, see
+    :func:`read_image_file`) of any sizes. Returns ``(N, C, size, size)`` float32 in ``[0, 1]``:
+    ``C = 1`` when every image is grey, else 3 (grey images repeated).
+
+    Raises:
+        FileNotFoundError: no such folder. ValueError: no images, or an unreadable file (one line
+            naming it).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    if int(size) < 4:
+        raise ValueError(f"image size must be >= 4 pixels, got {size}")
+    files = sorted(f for f in root.iterdir()
+                   if f.is_file() and f.suffix.lower() in COLLECTION_SUFFIXES and not f.name.startswith("."))
+    if not files:
+        raise ValueError(f"{root}: no images (looked for {', '.join(COLLECTION_SUFFIXES)})")
+    imgs = [read_image_file(f) for f in files]
+    channels = 3 if any(a.shape[-1] == 3 for a in imgs) else 1
+    out = torch.empty(len(imgs), channels, int(size), int(size))
+    for i, a in enumerate(imgs):
+        h, w = a.shape[:2]
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        t = torch.from_numpy(np.ascontiguousarray(a[top : top + s, left : left + s])).permute(2, 0, 1)[None].float()
+        if tuple(t.shape[-2:]) != (size, size):
+            t = torch.nn.functional.interpolate(t, size=(int(size), int(size)), mode="bilinear", antialias=True,
+                                                align_corners=False)  # fmt: skip
+        out[i] = t[0].expand(channels, -1, -1).clamp(0.0, 1.0)
+    return out.contiguous()
 
 
 def _load_path(path: Path) -> Tensor:

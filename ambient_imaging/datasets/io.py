@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["expand_paths", "is_sidecar", "scan_files", "is_writable_dir", "file_fingerprint"]
+__all__ = ["expand_paths", "is_sidecar", "scan_files", "is_writable_dir", "file_fingerprint", "check_same_layout"]
 
 T = TypeVar("T")
 
@@ -88,3 +88,35 @@ def file_fingerprint(path: str | Path) -> tuple[int, int]:
     """``(size in bytes, mtime in ns)``: cheap identity of a file's content for cache validation."""
     st = os.stat(path)
     return int(st.st_size), int(st.st_mtime_ns)
+
+
+def check_same_layout(files: Sequence[str | Path], flag: str = "--data", what: str = "training") -> tuple[int, ...]:
+    """The one k-space layout ``(coils, H, W)`` that every fastMRI file of ``files`` shares, read from the
+    files' headers (no k-space is read); a ``ValueError`` naming the odd files otherwise.
+
+    Training stacks slices into batches, so a folder mixing matrix sizes or coil counts would fail in
+    batch collation after the data were loaded; this says which files differ, before any work.
+    """
+    from collections import Counter
+
+    from ambient_imaging.limits import shown
+
+    from .fastmri.layout import check_layout, open_fastmri
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for p in files:
+        with open_fastmri(Path(p)) as f:
+            _, nc, h, w, _ = check_layout(f, Path(p))
+        shapes[str(p)] = (nc, h, w)
+    if not shapes:
+        raise ValueError(f"{flag}: no files")
+    common, n_common = Counter(shapes.values()).most_common(1)[0]
+    odd = [(p, sh) for p, sh in shapes.items() if sh != common]
+    if odd:
+        listed = ", ".join(f"{shown(Path(p).name)} {sh[0]} coils {sh[1]}x{sh[2]}" for p, sh in odd[:5])
+        more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+        raise ValueError(
+            f"{flag}: {what} needs one matrix size and coil count, but {len(odd)} of {len(shapes)} files differ from "
+            f"the {n_common} with {common[0]} coils {common[1]}x{common[2]}: {listed}{more}; move them to a folder "
+            "of their own")
+    return common

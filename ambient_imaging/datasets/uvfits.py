@@ -176,6 +176,131 @@ def _param_index(names: list[str], prefix: str) -> list[int]:
     return [i for i, n in enumerate(names) if n.upper() == prefix or n.upper().startswith(prefix + "-")]
 
 
+def _open_uvfits(path: Path) -> fits.HDUList:
+    """Open ``path`` as FITS and read every HDU's data now, so a truncated file fails with its name."""
+    try:
+        hdul = fits.open(path, memmap=False)
+    except (OSError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a FITS file ({err})") from err
+    try:
+        for h in hdul:  # read the data now: a truncated file fails here, with its name
+            _ = h.data
+    except (OSError, TypeError, ValueError, IndexError) as err:
+        hdul.close()
+        raise ValueError(f"{path}: truncated or corrupt UVFITS file ({path.stat().st_size} bytes; {err})") from err
+    return hdul
+
+
+def _read_random_parameters(g: fits.GroupsHDU, path: Path) -> tuple[np.ndarray, ...]:
+    """The random parameters ``(uu, vv, ww, time, ant1, ant2)`` of every record."""
+    names = [str(n) for n in g.data.parnames]
+    iu, iv, iw = (_param_index(names, p) for p in ("UU", "VV", "WW"))
+    if not iu or not iv:
+        raise ValueError(f"{path}: random parameters UU/VV missing (found {names})")
+    uu = np.asarray(g.data.par(iu[0]), np.float64)
+    vv = np.asarray(g.data.par(iv[0]), np.float64)
+    ww = np.asarray(g.data.par(iw[0]), np.float64) if iw else np.zeros_like(uu)
+    idate = [i for i, n in enumerate(names) if n.upper() == "DATE"]
+    time = sum((np.asarray(g.data.par(i), np.float64) for i in idate), np.zeros_like(uu))
+    ibl = [i for i, n in enumerate(names) if n.upper() == "BASELINE"]
+    if ibl:
+        a1, a2 = decode_baseline(g.data.par(ibl[0]))
+    elif "ANTENNA1" in [n.upper() for n in names] and "ANTENNA2" in [n.upper() for n in names]:
+        a1 = np.asarray(g.data.par("ANTENNA1"), np.int64)
+        a2 = np.asarray(g.data.par("ANTENNA2"), np.int64)
+    else:
+        a1 = a2 = np.zeros(len(uu), np.int64)
+    return uu, vv, ww, time, a1, a2
+
+
+def _regular_axes(g: fits.GroupsHDU, path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """The data as ``(N, IF, chan, stokes, complex)`` and the map of axis name to FITS axis number."""
+    hdr = g.header
+    raw = np.asarray(g.data.data, np.float64)
+    naxis = int(hdr["NAXIS"])
+    ctypes = {str(hdr.get(f"CTYPE{k}", "")).strip().upper(): k for k in range(2, naxis + 1)}
+    if "COMPLEX" not in ctypes:
+        raise ValueError(f"{path}: no COMPLEX axis in the random-groups data")
+    order = ["IF", "FREQ", "STOKES", "COMPLEX"]
+    perm, present = [0], []
+    for name in order:
+        if name in ctypes:
+            perm.append(1 + naxis - ctypes[name])
+            present.append(name)
+    rest = [ax for ax in range(1, raw.ndim) if ax not in perm]
+    if any(raw.shape[ax] != 1 for ax in rest):
+        raise ValueError(f"{path}: unsupported axis layout {list(ctypes)} with shape {raw.shape}")
+    arr = np.transpose(raw, perm + rest).reshape([raw.shape[ax] for ax in perm])
+    for i, name in enumerate(order):  # insert missing axes as length 1
+        if name not in present:
+            arr = np.expand_dims(arr, 1 + i)
+    n_cx = arr.shape[4]
+    if n_cx < 2:
+        raise ValueError(f"{path}: COMPLEX axis has length {n_cx}; need (re, im[, weight])")
+    return arr, ctypes
+
+
+def _frequencies(
+    hdul: fits.HDUList, hdr: fits.Header, ctypes: dict[str, int], n_if: int, path: Path
+) -> tuple[np.ndarray, float]:
+    """The ``(IF, chan)`` frequencies in Hz (FREQ axis plus ``AIPS FQ`` IF offsets) and the reference frequency."""
+    chan = _axis_values(hdr, ctypes["FREQ"]) if "FREQ" in ctypes else np.zeros(1)
+    ref_freq = float(hdr.get(f"CRVAL{ctypes['FREQ']}", 0.0)) if "FREQ" in ctypes else 0.0
+    if_off = np.zeros(n_if)
+    if "AIPS FQ" in hdul:
+        fq = hdul["AIPS FQ"].data
+        if fq is not None and "IF FREQ" in fq.columns.names:
+            if_off = np.asarray(fq["IF FREQ"][0], np.float64).reshape(-1)[:n_if]
+            if if_off.size < n_if:
+                if_off = np.zeros(n_if)
+    freq = if_off[:, None] + chan[None, :]  # (IF, chan), Hz
+    if not (np.isfinite(freq).all() and (freq > 0).all()):
+        raise ValueError(f"{path}: cannot determine the observing frequency (FREQ axis / AIPS FQ)")
+    return freq, ref_freq
+
+
+def _antenna_info(hdul: fits.HDUList) -> dict[str, Any] | None:
+    """Station names, positions and numbers from the ``AIPS AN`` table, or ``None`` without one."""
+    antennas = None
+    if "AIPS AN" in hdul:
+        an = hdul["AIPS AN"].data
+        if an is not None and "ANNAME" in an.columns.names:
+            nums = np.asarray(an["NOSTA"]) if "NOSTA" in an.columns.names else np.arange(1, len(an) + 1)
+            antennas = {
+                "names": [str(s).strip() for s in an["ANNAME"]],
+                "xyz": np.asarray(an["STABXYZ"], np.float64) if "STABXYZ" in an.columns.names else None,
+                "numbers": np.asarray(nums, np.int64),
+            }
+    return antennas
+
+
+def _stokes_i(vis_all: np.ndarray, wt: np.ndarray, codes: list[int], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Stokes-I visibilities and weights from I, RR+LL, XX+YY, or (with a warning) RR or LL alone."""
+
+    def pick(name: str) -> int | None:
+        return next((i for i, c in enumerate(codes) if STOKES_CODES.get(c) == name), None)
+
+    if pick("I") is not None:
+        s = pick("I")
+        v_i, w_i = vis_all[..., s], wt[..., s]
+    elif (pick("RR") is not None and pick("LL") is not None) or (pick("XX") is not None and pick("YY") is not None):
+        a, b = (pick("RR"), pick("LL")) if pick("RR") is not None else (pick("XX"), pick("YY"))
+        both = (wt[..., a] > 0) & (wt[..., b] > 0)
+        v_i = np.where(both, 0.5 * (vis_all[..., a] + vis_all[..., b]), 0.0)
+        # σ_I² = (σ_a² + σ_b²)/4  →  w_I = 4 / (1/w_a + 1/w_b)
+        with np.errstate(divide="ignore"):
+            w_i = np.where(both, 4.0 / (1.0 / np.where(both, wt[..., a], 1) + 1.0 / np.where(both, wt[..., b], 1)), 0)
+    elif pick("RR") is not None or pick("LL") is not None:
+        s = pick("RR") if pick("RR") is not None else pick("LL")
+        # stacklevel 3: the warning points at read_uvfits' caller, as before this helper existed
+        warnings.warn(f"{path}: only {STOKES_CODES[codes[s]]} present; using it as Stokes I", stacklevel=3)
+        v_i, w_i = vis_all[..., s], wt[..., s]
+    else:
+        have = [STOKES_CODES.get(c, str(c)) for c in codes]
+        raise ValueError(f"{path}: unsupported Stokes layout {have}; need I, RR+LL, XX+YY, RR or LL")
+    return v_i, w_i
+
+
 def read_uvfits(
     path: str | os.PathLike,
     stokes: str = "I",
@@ -206,82 +331,18 @@ def read_uvfits(
         raise ValueError(f"read_uvfits: only stokes='I' is supported, got {stokes!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a FITS file ({err})") from err
-    try:
-        for h in hdul:  # read the data now: a truncated file fails here, with its name
-            _ = h.data
-    except (OSError, TypeError, ValueError, IndexError) as err:
-        hdul.close()
-        raise ValueError(f"{path}: truncated or corrupt UVFITS file ({path.stat().st_size} bytes; {err})") from err
+    hdul = _open_uvfits(path)
     with hdul:
         g = hdul[0]
         if not isinstance(g, fits.GroupsHDU):
             raise ValueError(f"{path}: not a random-groups UVFITS file (primary HDU is {type(g).__name__})")
         hdr = g.header
-        names = [str(n) for n in g.data.parnames]
-        iu, iv, iw = (_param_index(names, p) for p in ("UU", "VV", "WW"))
-        if not iu or not iv:
-            raise ValueError(f"{path}: random parameters UU/VV missing (found {names})")
-        uu = np.asarray(g.data.par(iu[0]), np.float64)
-        vv = np.asarray(g.data.par(iv[0]), np.float64)
-        ww = np.asarray(g.data.par(iw[0]), np.float64) if iw else np.zeros_like(uu)
-        idate = [i for i, n in enumerate(names) if n.upper() == "DATE"]
-        time = sum((np.asarray(g.data.par(i), np.float64) for i in idate), np.zeros_like(uu))
-        ibl = [i for i, n in enumerate(names) if n.upper() == "BASELINE"]
-        if ibl:
-            a1, a2 = decode_baseline(g.data.par(ibl[0]))
-        elif "ANTENNA1" in [n.upper() for n in names] and "ANTENNA2" in [n.upper() for n in names]:
-            a1 = np.asarray(g.data.par("ANTENNA1"), np.int64)
-            a2 = np.asarray(g.data.par("ANTENNA2"), np.int64)
-        else:
-            a1 = a2 = np.zeros(len(uu), np.int64)
-        raw = np.asarray(g.data.data, np.float64)
-        naxis = int(hdr["NAXIS"])
-        ctypes = {str(hdr.get(f"CTYPE{k}", "")).strip().upper(): k for k in range(2, naxis + 1)}
-        if "COMPLEX" not in ctypes:
-            raise ValueError(f"{path}: no COMPLEX axis in the random-groups data")
-        order = ["IF", "FREQ", "STOKES", "COMPLEX"]
-        perm, present = [0], []
-        for name in order:
-            if name in ctypes:
-                perm.append(1 + naxis - ctypes[name])
-                present.append(name)
-        rest = [ax for ax in range(1, raw.ndim) if ax not in perm]
-        if any(raw.shape[ax] != 1 for ax in rest):
-            raise ValueError(f"{path}: unsupported axis layout {list(ctypes)} with shape {raw.shape}")
-        arr = np.transpose(raw, perm + rest).reshape([raw.shape[ax] for ax in perm])
-        for i, name in enumerate(order):  # insert missing axes as length 1
-            if name not in present:
-                arr = np.expand_dims(arr, 1 + i)
+        uu, vv, ww, time, a1, a2 = _read_random_parameters(g, path)
+        arr, ctypes = _regular_axes(g, path)
         n_if, n_ch, n_st, n_cx = arr.shape[1:]
-        if n_cx < 2:
-            raise ValueError(f"{path}: COMPLEX axis has length {n_cx}; need (re, im[, weight])")
         codes = [int(round(c)) for c in _axis_values(hdr, ctypes["STOKES"])] if "STOKES" in ctypes else [1]
-        chan = _axis_values(hdr, ctypes["FREQ"]) if "FREQ" in ctypes else np.zeros(1)
-        ref_freq = float(hdr.get(f"CRVAL{ctypes['FREQ']}", 0.0)) if "FREQ" in ctypes else 0.0
-        if_off = np.zeros(n_if)
-        if "AIPS FQ" in hdul:
-            fq = hdul["AIPS FQ"].data
-            if fq is not None and "IF FREQ" in fq.columns.names:
-                if_off = np.asarray(fq["IF FREQ"][0], np.float64).reshape(-1)[:n_if]
-                if if_off.size < n_if:
-                    if_off = np.zeros(n_if)
-        freq = if_off[:, None] + chan[None, :]  # (IF, chan), Hz
-        if not (np.isfinite(freq).all() and (freq > 0).all()):
-            raise ValueError(f"{path}: cannot determine the observing frequency (FREQ axis / AIPS FQ)")
-        antennas = None
-        if "AIPS AN" in hdul:
-            an = hdul["AIPS AN"].data
-            if an is not None and "ANNAME" in an.columns.names:
-                nums = np.asarray(an["NOSTA"]) if "NOSTA" in an.columns.names else np.arange(1, len(an) + 1)
-                antennas = {
-                    "names": [str(s).strip() for s in an["ANNAME"]],
-                    "xyz": np.asarray(an["STABXYZ"], np.float64) if "STABXYZ" in an.columns.names else None,
-                    "numbers": np.asarray(nums, np.int64),
-                }
+        freq, ref_freq = _frequencies(hdul, hdr, ctypes, n_if, path)
+        antennas = _antenna_info(hdul)
         source = str(hdr.get("OBJECT", "")).strip()
         ra = float(hdr[f"CRVAL{ctypes['RA']}"]) if "RA" in ctypes else float(hdr.get("OBSRA", 0.0))
         dec = float(hdr[f"CRVAL{ctypes['DEC']}"]) if "DEC" in ctypes else float(hdr.get("OBSDEC", 0.0))
@@ -291,28 +352,7 @@ def read_uvfits(
     ok = (wt > min_weight) & np.isfinite(re) & np.isfinite(im) & np.isfinite(wt)
     wt = np.where(ok, wt, 0.0)
     vis_all = np.where(ok, re, 0.0) + 1j * np.where(ok, im, 0.0)  # (N, IF, chan, stokes)
-
-    def pick(name: str) -> int | None:
-        return next((i for i, c in enumerate(codes) if STOKES_CODES.get(c) == name), None)
-
-    if pick("I") is not None:
-        s = pick("I")
-        v_i, w_i = vis_all[..., s], wt[..., s]
-    elif (pick("RR") is not None and pick("LL") is not None) or (pick("XX") is not None and pick("YY") is not None):
-        a, b = (pick("RR"), pick("LL")) if pick("RR") is not None else (pick("XX"), pick("YY"))
-        both = (wt[..., a] > 0) & (wt[..., b] > 0)
-        v_i = np.where(both, 0.5 * (vis_all[..., a] + vis_all[..., b]), 0.0)
-        # σ_I² = (σ_a² + σ_b²)/4  →  w_I = 4 / (1/w_a + 1/w_b)
-        with np.errstate(divide="ignore"):
-            w_i = np.where(both, 4.0 / (1.0 / np.where(both, wt[..., a], 1) + 1.0 / np.where(both, wt[..., b], 1)), 0)
-    elif pick("RR") is not None or pick("LL") is not None:
-        s = pick("RR") if pick("RR") is not None else pick("LL")
-        warnings.warn(f"{path}: only {STOKES_CODES[codes[s]]} present; using it as Stokes I", stacklevel=2)
-        v_i, w_i = vis_all[..., s], wt[..., s]
-    else:
-        have = [STOKES_CODES.get(c, str(c)) for c in codes]
-        raise ValueError(f"{path}: unsupported Stokes layout {have}; need I, RR+LL, XX+YY, RR or LL")
-
+    v_i, w_i = _stokes_i(vis_all, wt, codes, path)
     n_rec = v_i.shape[0]
     if average_channels:
         wsum = w_i.sum(axis=(1, 2))

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ambient_imaging.operators.mri import fft2c, ifft2c  # the MRI operators' FFT convention
+from ambient_imaging.operators.domains import MaskDomain
+from ambient_imaging.operators.domains import mask_domain as resolve_mask_domain
 
 __all__ = ["Backbone", "EDMPrecond", "edm_coefficients", "backbone_classes", "register_backbone"]
 
@@ -156,9 +157,12 @@ class EDMPrecond(nn.Module):
             the pad) or ``"zeros"``/``"replicate"``. Mask channels are always
             zero-padded (no data in the padding); the output is cropped back.
         mask_domain: what the mask channels mark as observed, for the σ → ∞ treatment of
-            unobserved entries (module docstring): ``"none"`` (plain EDM), ``"pixel"``
-            (1 or ``image_channels`` per-pixel masks aligned with ``x``) or ``"kspace"``
-            (1 channel: a mask over the centred orthonormal 2-D FFT of ``x``, Cartesian MRI).
+            unobserved entries (module docstring): a
+            :class:`~ambient_imaging.operators.domains.MaskDomain` handed in by whoever knows the
+            data (``"none"``: plain EDM; ``"pixel"``: 1 or ``image_channels`` per-pixel masks
+            aligned with ``x``; ``"kspace"``: 1 channel, a mask over the domain's transform of
+            ``x``), or its recorded name. The network applies the domain's transform; it
+            knows no instrument.
 
     ``forward(x, sigma, mask=None)``: ``x`` (B, C, H, W) real or complex,
     ``sigma`` a float, 0-d, (B,) or (B, 1, 1, 1) tensor (σ ≥ 0; σ = 0 returns x, at the
@@ -178,7 +182,7 @@ class EDMPrecond(nn.Module):
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         pad_mode: str = "reflect",
-        mask_domain: str = "none",
+        mask_domain: str | MaskDomain = "none",
         logvar_channels: int = 0,
     ):
         super().__init__()
@@ -193,13 +197,15 @@ class EDMPrecond(nn.Module):
                              f"{sigma_data}, {sigma_min}, {sigma_max}")
         if pad_mode not in ("reflect", "zeros", "replicate"):
             raise ValueError(f"EDMPrecond: pad_mode must be 'reflect', 'zeros' or 'replicate', got {pad_mode!r}")
-        if mask_domain not in ("none", "pixel", "kspace"):
-            raise ValueError(f"EDMPrecond: mask_domain must be 'none', 'pixel' or 'kspace', got {mask_domain!r}")
-        allowed = {"none": None, "pixel": (1, image_channels), "kspace": (1,)}[mask_domain]
+        try:
+            domain = resolve_mask_domain(mask_domain)
+        except ValueError as err:
+            raise ValueError(f"EDMPrecond: {err}") from None
+        allowed = domain.channel_counts(image_channels)
         if allowed is not None and mask_channels not in allowed:
             counts = " or ".join(map(str, sorted(set(allowed))))
             raise ValueError(
-                f"EDMPrecond: mask_domain={mask_domain!r} needs {counts} mask channel(s), got {mask_channels}"
+                f"EDMPrecond: mask_domain={domain.name!r} needs {counts} mask channel(s), got {mask_channels}"
             )
         real_ch = image_channels * (2 if is_complex else 1)
         if backbone.in_channels != real_ch + mask_channels or backbone.out_channels != real_ch:
@@ -216,7 +222,7 @@ class EDMPrecond(nn.Module):
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
         self.pad_mode = pad_mode
-        self.mask_domain = mask_domain
+        self.domain = domain
         self.stride = int(backbone.stride)
         # EDM2's learned per-σ uncertainty u(σ) (training only; Karras et al. 2024, Sec. 5)
         self.logvar_channels = int(logvar_channels)
@@ -229,6 +235,11 @@ class EDMPrecond(nn.Module):
             self.logvar_linear = nn.Linear(self.logvar_channels, 1)
             nn.init.zeros_(self.logvar_linear.weight)
             nn.init.zeros_(self.logvar_linear.bias)
+
+    @property
+    def mask_domain(self) -> str:
+        """The recorded name of :attr:`domain` (``"none"``, ``"pixel"``, ``"kspace"``)."""
+        return self.domain.name
 
     # ---- serialisation ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -243,7 +254,7 @@ class EDMPrecond(nn.Module):
             "sigma_min": self.sigma_min,
             "sigma_max": self.sigma_max,
             "pad_mode": self.pad_mode,
-            "mask_domain": self.mask_domain,
+            "mask_domain": self.domain.name,
             "logvar_channels": self.logvar_channels,
             "backbone": {"class": _class_path(self.backbone), "config": self.backbone.config()},
         }
@@ -355,17 +366,17 @@ class EDMPrecond(nn.Module):
             inp = torch.cat([inp, self._pad(m.to(wdtype), ph, pw, "zeros")], dim=1)
         f = self.backbone(inp, c_noise.to(wdtype))
         f = f[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w].to(xr.dtype)
-        if m is not None and self.mask_domain == "pixel":
+        if m is not None and self.domain.active and self.domain.transform is None:
             # unobserved pixels: the σ → ∞ limit (c_skip = 0, c_out = σ_d); module docstring
             mr = m.to(xr.dtype)
             if self.is_complex and mr.shape[1] > 1:
                 mr = mr.repeat_interleave(2, dim=1)
             d = mr * (c4(c_skip) * xr + c4(c_out) * f) + (1.0 - mr) * self.sigma_data * f
-        elif m is not None and self.mask_domain == "kspace":
-            # unobserved k-space locations: the σ → ∞ limit of c_out, applied in k-space
+        elif m is not None and self.domain.active:
+            # unobserved transform-domain (k-space) locations: the σ → ∞ limit of c_out, applied there
             fc = _from_real_channels(f) if self.is_complex else f.to(torch.promote_types(f.dtype, torch.complex64))
             scale = m.to(xr.dtype) * c4(c_out) + (1.0 - m.to(xr.dtype)) * self.sigma_data
-            g = ifft2c(scale * fft2c(fc))
+            g = self.domain.inverse(scale * self.domain.transform(fc))
             g = _to_real_channels(g) if self.is_complex else g.real
             d = c4(c_skip) * xr + g
         else:

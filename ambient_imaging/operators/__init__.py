@@ -3,14 +3,8 @@
 See :mod:`ambient_imaging.operators.base` for the contract.
 """
 
-from .base import (
-    ComposedOperator,
-    LinearOperator,
-    ScaledOperator,
-    SubsamplingOperator,
-    real_inner,
-    stack,
-)
+from .base import LinearOperator, SubsamplingOperator, dihedral, real_inner
+from .composite import ComposedOperator, ScaledOperator, stack
 from .pixels import GaussianNoise, PixelMask, box_mask, dust_mask
 
 __all__ = [
@@ -20,6 +14,7 @@ __all__ = [
     "ScaledOperator",
     "stack",
     "real_inner",
+    "dihedral",
     "PixelMask",
     "GaussianNoise",
     "dust_mask",

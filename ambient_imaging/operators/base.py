@@ -25,8 +25,18 @@ model ``y = A x + ε``. Conventions (all operators follow them):
   device is an error (call ``A.to(x.device)``). Parameters are cast to the
   precision of the input on the fly, so one operator serves float32 and float64.
 * **Subsampling operators** (rows that are either measured or not: pixels,
-  k-space lines, visibilities) additionally expose ``mask`` and
-  ``subsample(delta, generator, keep)``; see :class:`SubsamplingOperator`.
+  k-space lines, visibilities) additionally expose ``mask`` and their rows;
+  see :class:`SubsamplingOperator`.
+* **Closed algebra.** Every operator, composites included, answers the
+  questions the losses, the normalisation and the samplers ask:
+  :meth:`~LinearOperator.replace`, :meth:`~LinearOperator.with_rows`,
+  :meth:`~LinearOperator.with_noise`, :meth:`~LinearOperator.subsample` (one
+  Ã draw, per-sample δ and seeds), :attr:`~LinearOperator.family`,
+  :attr:`~LinearOperator.image_domain`, :meth:`~LinearOperator.mask_channels`,
+  :meth:`~LinearOperator.transformed` (dihedral augmentation) and
+  :meth:`~LinearOperator.subsampling_factor`. :class:`~.composite.ComposedOperator`
+  and :class:`~.composite.ScaledOperator` (module :mod:`.composite`) implement
+  each once, so nobody outside ``operators/`` walks a composite.
 """
 
 from __future__ import annotations
@@ -110,6 +120,9 @@ class LinearOperator:
     _shared: ClassVar[tuple[str, ...]] = ()
 
     noise_sigma: float | Tensor = 0.0
+    #: acts elementwise on measurements and keeps their layout (e.g. :class:`~.pixels.GaussianNoise`):
+    #: a composition ``self @ B`` then has ``B``'s rows
+    elementwise: ClassVar[bool] = False
 
     # ---- the maths ------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -177,11 +190,83 @@ class LinearOperator:
         return None
 
     def replace(self: OpT, **changes) -> OpT:
-        """Shallow copy with some attributes replaced."""
+        """Shallow copy with some attributes replaced (``A.replace(mask=m)``)."""
         new = copy.copy(self)
         for k, v in changes.items():
             setattr(new, k, v)
         return new
+
+    # ---- questions every operator answers ----------------------------------------
+    @property
+    def family(self) -> str:
+        """The instrument family a prior records: ``"mri"``, ``"interferometry"``, ``"mask"`` or
+        ``"noise"`` (subclasses set it; composites answer with their data's family)."""
+        return type(self).__name__
+
+    @property
+    def image_domain(self) -> bool:
+        """True when the measurements are images of ``x`` itself (pixel masks, Gaussian noise and
+        their compositions): the Tweedie and consistency losses and the dihedral augmentation
+        need that."""
+        return False
+
+    def subsampling_factor(self) -> SubsamplingOperator | None:
+        """The factor whose rows are this operator's rows (``None``: no rows to subsample)."""
+        return None
+
+    def with_rows(self: OpT, rows: Tensor) -> OpT:
+        """Copy measuring only ``rows`` (the layout of the subsampling factor's ``row_mask()``)."""
+        raise TypeError(
+            f"{type(self).__name__} has no subsampling rows (pixels, k-space lines, visibilities); "
+            "ambient subsampling needs a SubsamplingOperator (optionally composed with noise)"
+        )
+
+    def with_noise(self: OpT, sigma: float | Tensor | None = None, *, factor: float | Tensor | None = None) -> OpT:
+        """Copy with the measurement noise std set to ``sigma``, or multiplied by ``factor``
+        (a float or a per-sample ``(B,)`` tensor; a per-row ``noise_sigma`` keeps its shape)."""
+        if (sigma is None) == (factor is None):
+            raise ValueError("with_noise: give exactly one of sigma and factor")
+        if sigma is not None:
+            return self.replace(noise_sigma=sigma)
+        return self.replace(noise_sigma=_scaled_sigma(self.noise_sigma, factor, self.device))
+
+    def subsample(
+        self: OpT,
+        delta: float | Tensor,
+        generator: torch.Generator | None = None,
+        keep: Tensor | None | bool = None,
+        seeds: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> OpT:
+        """Further-corrupted operator ``Ã`` for ambient training (Daras et al. 2023): the one Ã draw.
+
+        Each measured row of the subsampling factor survives independently with probability
+        ``1 - delta``; rows in the protected set ``keep`` always survive (``None``: the
+        operator's :meth:`~SubsamplingOperator.default_keep`, e.g. MRI ACS lines; ``False``:
+        none; or a boolean tensor broadcastable to the rows). The rows of ``Ã`` are a subset of
+        ``A``'s; noise and everything else are unchanged.
+
+        Args:
+            delta: a float, or a per-sample ``(B,)`` tensor.
+            generator: the random stream (unused with ``seeds``).
+            seeds: one int per sample: each sample's draw is then a deterministic function of it.
+            batch_size: expand an operator of batch 1 to this many independent draws (default:
+                the operator's batch, or the length of ``delta``/``seeds``).
+        """
+        sub = self.subsampling_factor()
+        if sub is None:
+            return self.with_rows(torch.zeros(0))  # raises the clear TypeError
+        return self.with_rows(sub.draw_rows(delta, generator, keep, seeds, batch_size))
+
+    def transformed(self: OpT, ks: int | Sequence[int]) -> OpT:
+        """The operator for dihedrally transformed images: ``A'(T x) = T(A x)`` with ``T`` element
+        ``k`` (per sample) of :func:`dihedral`. Exact for image-space operators only."""
+        raise NotImplementedError(
+            f"augment: {type(self).__name__} is not supported. Flips/rotations are implemented exactly for "
+            "image-space operators (PixelMask, GaussianNoise and their compositions). For k-space or uv-plane "
+            "operators an image flip is a conjugate reflection of the sampling pattern (with a one-sample shift "
+            "for even sizes); it is not implemented — train without augmentation."
+        )
 
     def to(self: OpT, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> OpT:
         """Copy of this operator with its tensors moved to ``device`` (and cast to the
@@ -229,17 +314,38 @@ class LinearOperator:
     # ---- algebra ----------------------------------------------------------------
     def __matmul__(self, other: LinearOperator) -> LinearOperator:
         """Composition ``(A @ B) x = A(B x)``."""
+        from .composite import ComposedOperator
+
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return ComposedOperator(self, other)
 
     def __mul__(self, scale: float) -> LinearOperator:
+        from .composite import ScaledOperator
+
         return ScaledOperator(self, float(scale))
 
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch={self.batch_size}, noise_sigma={_fmt_sigma(self.noise_sigma)})"
+
+
+def _scaled_sigma(sig: float | Tensor, factor: float | Tensor, device: torch.device | None) -> float | Tensor:
+    """``sig * factor`` for a noise std (float, ``(B,)`` or per-row) and a float or ``(B,)`` factor."""
+    f = torch.as_tensor(factor, dtype=torch.float64).reshape(-1)
+    if isinstance(sig, Tensor) and sig.ndim >= 1:
+        return sig * f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1)))
+    s = float(sig)
+    if f.numel() == 1:
+        return s * float(f)
+    return (s * f).to(device or "cpu")
+
+
+def dihedral(x: Tensor, k: int) -> Tensor:
+    """Element ``k`` ∈ {0..7} of the dihedral group on the last two dims: rot90^(k mod 4), then flip W if k ≥ 4."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
 
 
 def _fmt_sigma(s: float | Tensor) -> str:
@@ -307,13 +413,17 @@ class SubsamplingOperator(LinearOperator):
 
     Subclasses store the selection as a boolean tensor attribute named
     ``mask`` (listed in ``_batched``) and implement :meth:`row_mask`/
-    :meth:`_with_rows` to map between the stored mask and the "rows" that
+    :meth:`with_rows` to map between the stored mask and the "rows" that
     :meth:`subsample` draws independently (e.g. whole k-space lines for a 1-D
     Cartesian mask). They may define a default protected set
     :meth:`default_keep` (MRI: the ACS lines).
     """
 
     mask: Tensor
+
+    def subsampling_factor(self) -> SubsamplingOperator:
+        """Itself: its rows are the operator's rows."""
+        return self
 
     def row_mask(self) -> Tensor:
         """Boolean tensor of rows: True where a row is measured (default: ``mask``)."""
@@ -327,206 +437,67 @@ class SubsamplingOperator(LinearOperator):
         """Rows that :meth:`subsample` keeps unless ``keep`` says otherwise."""
         return None
 
+    def protected_rows(self, keep: Tensor | None | bool = None) -> Tensor | None:
+        """The protected set for a ``keep`` argument (``None``: :meth:`default_keep`; ``False``: none)."""
+        if keep is None:
+            return self.default_keep()
+        return None if keep is False else keep
+
     @property
     def n_rows(self) -> Tensor:
         """Number of measured rows per batch element (shape ``(B_op,)``)."""
         r = self.row_mask()
         return r.reshape(r.shape[0], -1).sum(dim=1)
 
-    def subsample(
-        self: OpT,
-        delta: float,
+    def draw_rows(
+        self,
+        delta: float | Tensor,
         generator: torch.Generator | None = None,
         keep: Tensor | None | bool = None,
-    ) -> OpT:
-        """Further-corrupted operator ``Ã`` for ambient training (Daras et al. 2023).
-
-        Each measured row of ``A`` survives independently with probability
-        ``1 - delta``; rows in the protected set ``keep`` always survive.
-        ``keep=None`` uses :meth:`default_keep` (e.g. MRI ACS lines),
-        ``keep=False`` protects nothing, and a boolean tensor broadcastable to
-        :meth:`row_mask` protects exactly those rows. The rows of ``Ã`` are a
-        subset of the rows of ``A``; noise and everything else are unchanged.
-        """
-        if not 0.0 <= float(delta) < 1.0:
-            raise ValueError(f"subsample: delta must be in [0, 1), got {delta}")
+        seeds: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> Tensor:
+        """The rows of ``Ã`` (see :meth:`LinearOperator.subsample`, which passes them to :meth:`with_rows`)."""
         rows = self.row_mask()
-        if keep is None:
-            keep = self.default_keep()
-        elif keep is False:
-            keep = None
-        survive = bernoulli_keep(rows.shape, 1.0 - float(delta), generator, rows.device)
-        if keep is not None:
-            keep = keep.to(rows.device).bool()
+        d = torch.as_tensor(delta, dtype=torch.float64).reshape(-1)
+        if not bool(torch.all((d >= 0) & (d < 1))):
+            raise ValueError(f"subsample: delta must be in [0, 1), got {delta}")
+        b = _draw_batch(rows.shape[0], d.numel(), seeds, batch_size)
+        if d.numel() not in (1, b):
+            raise ValueError(f"subsample: need one delta per sample ({b}), got {d.numel()}")
+        if rows.shape[0] == 1 and b > 1:
+            rows = rows.expand(b, *rows.shape[1:])
+        if seeds is None:
+            u = torch.rand(rows.shape, generator=generator, device=rows.device)
+        else:
+            if len(seeds) != b:
+                raise ValueError(f"subsample: need {b} seeds, got {len(seeds)}")
+            u = torch.stack([
+                torch.rand(rows.shape[1:], generator=torch.Generator(device=rows.device).manual_seed(int(s)),
+                           device=rows.device)
+                for s in seeds
+            ])
+        p = (1.0 - d).to(device=rows.device, dtype=u.dtype)
+        survive = u < p.reshape(p.shape + (1,) * (u.ndim - 1))
+        prot = self.protected_rows(keep)
+        if prot is not None:
             try:
-                survive = survive | torch.broadcast_to(keep, rows.shape)
+                survive = survive | torch.broadcast_to(prot.to(rows.device).bool(), rows.shape)
             except RuntimeError as err:
                 raise ValueError(
-                    f"subsample: keep has shape {tuple(keep.shape)}, which does not broadcast "
+                    f"subsample: keep has shape {tuple(prot.shape)}, which does not broadcast "
                     f"to the operator's rows {tuple(rows.shape)}"
                 ) from err
-        return self.with_rows(rows & survive)
+        return rows & survive
 
 
-# --------------------------------------------------------------------------- composition
-class ComposedOperator(LinearOperator):
-    """``outer ∘ inner``: ``x -> outer(inner(x))``; noise is the outer operator's.
-
-    Subsampling (``mask``, ``subsample``) is delegated to ``outer`` when it is a
-    subsampling operator, or to ``inner`` when ``outer`` acts elementwise on
-    the measurements (e.g. ``GaussianNoise(σ) @ PixelMask(m)``).
-    """
-
-    def __init__(self, outer: LinearOperator, inner: LinearOperator):
-        self.outer = outer
-        self.inner = inner
-        bo, bi = outer.batch_size, inner.batch_size
-        if bo != 1 and bi != 1 and bo != bi:
-            raise ValueError(f"cannot compose operators with batch sizes {bo} and {bi}")
-        if outer.device is not None and inner.device is not None and outer.device != inner.device:
-            raise ValueError(f"cannot compose operators on {outer.device} and {inner.device}")
-
-    @property
-    def noise_sigma(self):  # type: ignore[override]
-        return self.outer.noise_sigma
-
-    @property
-    def batch_size(self) -> int:
-        return max(self.outer.batch_size, self.inner.batch_size)
-
-    @property
-    def device(self) -> torch.device | None:
-        return self.outer.device if self.outer.device is not None else self.inner.device
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.outer.forward(self.inner.forward(x))
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return self.inner.adjoint(self.outer.adjoint(y))
-
-    def restrict(self, y: Tensor) -> Tensor:
-        return self.outer.restrict(self.inner.restrict(y)) if _elementwise(self.outer) else self.outer.restrict(y)
-
-    def mask_channels(self) -> Tensor | None:
-        return self.subsampling_factor().mask_channels() if self.subsampling_factor() is not None else self.inner.mask_channels()
-
-    def subsampling_factor(self) -> SubsamplingOperator | None:
-        if isinstance(self.outer, SubsamplingOperator):
-            return self.outer
-        if _elementwise(self.outer):
-            inner = self.inner
-            if isinstance(inner, ComposedOperator):
-                return inner.subsampling_factor()
-            if isinstance(inner, SubsamplingOperator):
-                return inner
-        return None
-
-    @property
-    def mask(self) -> Tensor:
-        sub = self.subsampling_factor()
-        if sub is None:
-            raise AttributeError("this composition has no subsampling factor, so no mask")
-        return sub.mask
-
-    def subsample(self, delta: float, generator: torch.Generator | None = None, keep=None):
-        """Subsample the rows of the subsampling factor (see :class:`ComposedOperator`)."""
-        if isinstance(self.outer, SubsamplingOperator):
-            return ComposedOperator(self.outer.subsample(delta, generator, keep), self.inner)
-        if _elementwise(self.outer) and hasattr(self.inner, "subsample"):
-            return ComposedOperator(self.outer, self.inner.subsample(delta, generator, keep))
-        raise TypeError(
-            f"{self!r} has no subsampling factor whose rows are the composition's rows"
-        )
-
-    def to(self, device=None, dtype=None):
-        return ComposedOperator(self.outer.to(device, dtype), self.inner.to(device, dtype))
-
-    def __getitem__(self, index):
-        return ComposedOperator(self.outer[index], self.inner[index])
-
-    def __repr__(self) -> str:
-        return f"({self.outer!r} @ {self.inner!r})"
+def _draw_batch(b_op: int, n_delta: int, seeds: Sequence[int] | None, batch_size: int | None) -> int:
+    """The number of independent Ã draws: ``batch_size``, else the per-sample δ/seeds, else the operator's."""
+    b = batch_size if batch_size is not None else max(n_delta, len(seeds) if seeds is not None else 1, b_op)
+    if b_op not in (1, b):
+        raise ValueError(f"subsample: operator batch {b_op} does not match batch size {b}")
+    return int(b)
 
 
-def _elementwise(op: LinearOperator) -> bool:
-    """True for operators that act elementwise and keep the measurement layout."""
-    return bool(getattr(op, "elementwise", False))
-
-
-class ScaledOperator(LinearOperator):
-    """``c · A`` for a real scalar ``c`` (noise scales with it)."""
-
-    def __init__(self, op: LinearOperator, scale: float):
-        self.op = op
-        self.scale = scale
-
-    @property
-    def noise_sigma(self):  # type: ignore[override]
-        return self.op.noise_sigma * abs(self.scale)
-
-    @property
-    def batch_size(self) -> int:
-        return self.op.batch_size
-
-    @property
-    def device(self) -> torch.device | None:
-        return self.op.device
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.scale * self.op.forward(x)
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return self.scale * self.op.adjoint(y)
-
-    def normal(self, x: Tensor) -> Tensor:
-        return self.scale**2 * self.op.normal(x)
-
-    def restrict(self, y: Tensor) -> Tensor:
-        return self.op.restrict(y)
-
-    def mask_channels(self) -> Tensor | None:
-        return self.op.mask_channels()
-
-    def to(self, device=None, dtype=None):
-        return ScaledOperator(self.op.to(device, dtype), self.scale)
-
-    def __getitem__(self, index):
-        return ScaledOperator(self.op[index], self.scale)
-
-
-# --------------------------------------------------------------------------- stacking
-def stack(ops: Sequence[OpT]) -> OpT:
-    """Concatenate operators of one class along the batch dimension.
-
-    Use as (part of) a DataLoader ``collate_fn``. Shared attributes (e.g. an
-    image shape) must agree; batched tensors must agree in all but the
-    leading dimension (pad visibilities to a common length first).
-    """
-    if len(ops) == 0:
-        raise ValueError("stack: need at least one operator")
-    first = ops[0]
-    cls = type(first)
-    for op in ops[1:]:
-        if type(op) is not cls:
-            raise TypeError(f"stack: cannot mix {cls.__name__} and {type(op).__name__}")
-    if hasattr(first, "stack_batch"):
-        return first.stack_batch(ops)  # type: ignore[attr-defined]
-    changes = {}
-    for name in cls._batched:
-        ts = [getattr(op, name) for op in ops]
-        if not all(isinstance(t, Tensor) for t in ts):
-            continue
-        shapes = {tuple(t.shape[1:]) for t in ts}
-        if len(shapes) != 1:
-            raise ValueError(
-                f"stack: {cls.__name__}.{name} has different shapes {sorted(shapes)}; "
-                "operators in one batch must share image size (and coil count / visibility count)"
-            )
-        changes[name] = torch.cat(ts, dim=0)
-    sig = [op.noise_sigma for op in ops]
-    if any(isinstance(s, Tensor) for s in sig) or len({float(s) for s in sig}) > 1:
-        # per-sample sigmas: a (B,) tensor, or (B, ...) when each op has per-row sigmas
-        parts = [torch.as_tensor(s, dtype=torch.float64) for s in sig]
-        parts = [p.reshape(1) if p.ndim == 0 else p for p in parts]
-        changes["noise_sigma"] = torch.cat(parts, dim=0).to(first.device)
-    return first.replace(**changes)
+# the composite algebra lives in its own module; re-exported here for ``from .base import ...``
+from .composite import ComposedOperator, ScaledOperator, stack  # noqa: E402

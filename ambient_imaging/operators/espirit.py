@@ -18,6 +18,7 @@ def espirit_maps(
     max_iter: int = 100,
     show_pbar: bool = False,
     where: str | None = None,
+    sets: int = 1,
 ) -> Tensor:
     """ESPIRiT coil sensitivities from k-space with a fully sampled centre (``sigpy.mri.app.EspiritCalib``).
 
@@ -36,6 +37,10 @@ def espirit_maps(
         The calibration itself runs on the CPU (sigpy with numpy), whatever the input device.
     """
     try:
+        if int(sets) != 1:
+            from .espirit_sets import espirit_map_sets
+
+            return espirit_map_sets(kspace, calib_width, thresh, kernel_width, crop, int(sets))
         return _espirit(kspace, calib_width, thresh, kernel_width, crop, max_iter, show_pbar)
     except (ValueError, TypeError, RuntimeError, np.linalg.LinAlgError, FloatingPointError) as err:
         if where is None:

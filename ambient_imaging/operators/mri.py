@@ -42,7 +42,9 @@ class MultiCoilMRI(SubsamplingOperator):
     """Multi-coil Cartesian MRI ``y = M ⊙ F(S x) + ε`` (single-coil: ``Nc = 1``, ``S = 1``).
 
     Args:
-        sens_maps: complex coil sensitivities ``(B, Nc, H, W)`` (``B = 1`` broadcasts).
+        sens_maps: complex coil sensitivities ``(B, Nc, H, W)`` (``B = 1`` broadcasts), or ``M`` sets of
+            maps ``(B, M, Nc, H, W)`` (ESPIRiT soft SENSE for reduced-FOV data, BART ``ecalib -m M``):
+            the image then has ``M`` components, ``y = M ⊙ F(Σ_m S_m x_m)``.
         mask: k-space sampling mask, bool or 0/1: ``(B, H, W)``, ``(B, 1, H, W)``, or a
             ``(B, W)`` line mask (phase-encode columns). A mask that is constant along ``H``
             is a *line mask*: its rows (what :meth:`subsample` drops) are whole lines; any
@@ -52,7 +54,8 @@ class MultiCoilMRI(SubsamplingOperator):
             ``(B, W)`` lines or ``(B, H, W)`` / ``(B, 1, H, W)`` points; must lie inside ``mask``.
         lines: force (``True``/``False``) or auto-detect (``None``) the line layout.
 
-    Shapes: image ``x`` ``(B, 1, H, W)`` complex (a real ``x`` is promoted to complex);
+    Shapes: image ``x`` ``(B, M, H, W)`` complex (``M = 1`` for one set of maps; a real ``x`` is
+    promoted to complex);
     k-space ``y`` ``(B, Nc, H, W)`` complex, zero outside the mask. ``self.mask`` is always
     the full ``(B, H, W)`` boolean pattern; :meth:`row_mask` is ``(B, W)`` for line masks.
     Parameters are cast to the input's precision on the fly (complex64 / complex128).
@@ -64,6 +67,7 @@ class MultiCoilMRI(SubsamplingOperator):
     """
 
     _batched = ("sens_maps", "mask", "acs")
+    family = "mri"
 
     def __init__(
         self,
@@ -82,11 +86,13 @@ class MultiCoilMRI(SubsamplingOperator):
                 f"{name}: sens_maps must be complex (complex64/complex128), got {sens_maps.dtype}; "
                 "for a single coil use MultiCoilMRI.single_coil(mask)"
             )
-        if sens_maps.ndim != 4:
+        if sens_maps.ndim not in (4, 5):
             raise ValueError(
-                f"{name}: sens_maps must have shape (B, Nc, H, W), got {tuple(sens_maps.shape)} "
-                "(add a batch dimension with maps[None])"
+                f"{name}: sens_maps must have shape (B, Nc, H, W) or (B, M, Nc, H, W) for M sets, got "
+                f"{tuple(sens_maps.shape)} (add a batch dimension with maps[None])"
             )
+        if sens_maps.ndim == 5 and sens_maps.shape[1] == 1:
+            sens_maps = sens_maps[:, 0]  # one set: the plain layout
         h, w = sens_maps.shape[-2:]
         self.sens_maps = sens_maps
         self.mask, self.lines = _as_mask(mask, h, w, sens_maps.device, lines, name)
@@ -125,7 +131,24 @@ class MultiCoilMRI(SubsamplingOperator):
     @property
     def n_coils(self) -> int:
         """Number of receive coils ``Nc``."""
-        return self.sens_maps.shape[1]
+        return self.sens_maps.shape[-3]
+
+    @property
+    def n_sets(self) -> int:
+        """Number of sets of maps ``M`` (the image's components; 1 for ordinary SENSE)."""
+        return 1 if self.sens_maps.ndim == 4 else int(self.sens_maps.shape[1])
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the image ``x``: :attr:`n_sets`."""
+        return self.n_sets
+
+    def combine_sets(self, x: Tensor) -> Tensor:
+        """The displayed image ``(B, 1, H, W)`` of ``x`` ``(B, M, H, W)``: ``x`` itself for one set, the
+        root-sum-of-squares over the sets for several (BART ``rss`` over the map dimension)."""
+        if self.n_sets == 1:
+            return x
+        return torch.sqrt((x.abs() ** 2).sum(1, keepdim=True))
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -144,8 +167,10 @@ class MultiCoilMRI(SubsamplingOperator):
         if not (x.is_complex() or x.is_floating_point()):
             raise TypeError(f"{name}: x must be a float or complex tensor, got {x.dtype}")
         h, w = self.image_shape
-        if x.ndim != 4 or x.shape[1] != 1 or tuple(x.shape[-2:]) != (h, w):
-            raise ValueError(f"{name}: x must be an image of shape (B, 1, {h}, {w}), got {tuple(x.shape)}")
+        m = self.n_sets
+        if x.ndim != 4 or x.shape[1] != m or tuple(x.shape[-2:]) != (h, w):
+            raise ValueError(f"{name}: x must be an image of shape (B, {m}, {h}, {w}), got {tuple(x.shape)}"
+                             + (f" ({m} sets of coil maps: one image component per set)" if m > 1 else ""))
         self._check_input(x, "x")
         return x if x.is_complex() else x.to(complex_dtype_like(x.dtype))
 
@@ -189,9 +214,9 @@ class MultiCoilMRI(SubsamplingOperator):
         x = self._check_image(x)
         maps = self._maps(x.dtype)
         if self._even():
-            k = torch.fft.fft2(maps * (x * self._image_mod(x.dtype, x.device)), norm="ortho")
+            k = torch.fft.fft2(_expand(maps, x * self._image_mod(x.dtype, x.device)), norm="ortho")
             return k.mul_(self._kmask(x.dtype, True))  # k is a fresh temporary (autograd-safe: FFT saves nothing)
-        return fft2c(maps * x).mul_(self._kmask(x.dtype, False))
+        return fft2c(_expand(maps, x)).mul_(self._kmask(x.dtype, False))
 
     def adjoint(self, y: Tensor) -> Tensor:
         """Coil-combined image ``Σ_c conj(S_c) F^H(M ⊙ y_c)``, shape ``(B, 1, H, W)``."""
@@ -209,9 +234,9 @@ class MultiCoilMRI(SubsamplingOperator):
         m = self._kmask(x.dtype, False)
         if self._even():
             d = self._image_mod(x.dtype, x.device)
-            k = torch.fft.fft2(maps * (x * d), norm="ortho")
+            k = torch.fft.fft2(_expand(maps, x * d), norm="ortho")
             return _coil_combine(maps, torch.fft.ifft2(k.mul_(m), norm="ortho")) * d
-        return _coil_combine(maps, ifft2c(fft2c(maps * x).mul_(m)))
+        return _coil_combine(maps, ifft2c(fft2c(_expand(maps, x)).mul_(m)))
 
     def restrict(self, y: Tensor) -> Tensor:
         """Zero the unmeasured k-space entries of ``y`` ``(B, Nc, H, W)``."""
@@ -251,11 +276,11 @@ class MultiCoilMRI(SubsamplingOperator):
         """:func:`~ambient_imaging.operators.stack` for MRI operators (same coil count and H, W)."""
         first = ops[0]
         for i, op in enumerate(ops):
-            if op.n_coils != first.n_coils or op.image_shape != first.image_shape:
+            if op.n_coils != first.n_coils or op.image_shape != first.image_shape or op.n_sets != first.n_sets:
                 raise ValueError(
-                    f"stack: MultiCoilMRI #{i} has {op.n_coils} coils of size {op.image_shape}, "
-                    f"#0 has {first.n_coils} coils of size {first.image_shape}; operators in one batch "
-                    "must share coil count and image size"
+                    f"stack: MultiCoilMRI #{i} has {op.n_coils} coils of size {op.image_shape} ({op.n_sets} map "
+                    f"sets), #0 has {first.n_coils} coils of size {first.image_shape} ({first.n_sets} map sets); "
+                    "operators in one batch must share coil count, map sets and image size"
                 )
             if op.device != first.device:
                 raise ValueError(f"stack: MultiCoilMRI #{i} is on {op.device}, #0 on {first.device}")
@@ -298,7 +323,9 @@ class MultiCoilMRI(SubsamplingOperator):
         kind = "lines" if self.lines else "points"
         frac = float(self.mask.float().mean())
         return (
-            f"MultiCoilMRI(batch={self.batch_size}, coils={self.n_coils}, shape=({h}, {w}), mask={kind}, "
+            f"MultiCoilMRI(batch={self.batch_size}, coils={self.n_coils}, "
+            + (f"map_sets={self.n_sets}, " if self.n_sets > 1 else "")
+            + f"shape=({h}, {w}), mask={kind}, "
             f"sampled={frac:.3f}, acs={'yes' if self.acs is not None else 'no'}, noise_sigma={self.noise_sigma!r})"
         )
 
@@ -309,8 +336,17 @@ def _mul_real(z: Tensor, m: Tensor) -> Tensor:
     return z * m  # complex × real broadcasts in one kernel
 
 
+def _expand(maps: Tensor, x: Tensor) -> Tensor:
+    """Coil images ``Σ_m S_m x_m`` ``(B, Nc, H, W)`` of ``x`` ``(B, M, H, W)`` (``M = 1``: ``S x``)."""
+    if maps.ndim == 4:
+        return maps * x
+    return (maps * x[:, :, None]).sum(1)
+
+
 def _coil_combine(maps: Tensor, z: Tensor) -> Tensor:
-    """``Σ_c conj(S_c) z_c`` over dim 1, keeping it (``(B, 1, H, W)``)."""
+    """``Σ_c conj(S_c) z_c`` over dim 1, keeping it (``(B, 1, H, W)``); ``M`` sets: ``(B, M, H, W)``."""
+    if maps.ndim == 5:
+        return (maps.conj() * z[:, None]).sum(2)
     if torch.is_grad_enabled() and (maps.requires_grad or z.requires_grad):
         return (maps.conj() * z).sum(1, keepdim=True)
     # z is a fresh temporary: Σ conj(S) z = conj(Σ S conj(z)), all in place (no materialised conj(S))

@@ -130,44 +130,11 @@ def mri_mask(
         ``(mask, acs)``, both bool ``(batch, H, W)``; ``acs ⊆ mask``. For the 1-D kinds both
         are constant along ``H`` (pass either straight to :class:`MultiCoilMRI`).
     """
-    if kind not in MASK_KINDS:
-        raise ValueError(f"mri_mask: unknown kind {kind!r}; valid kinds are {', '.join(MASK_KINDS)}")
-    if len(tuple(shape)) != 2 or min(int(s) for s in shape) < 1:
-        raise ValueError(f"mri_mask: shape must be (H, W) with positive sizes, got {shape}")
-    h, w = (int(s) for s in shape)
-    acceleration = float(acceleration)
-    if not math.isfinite(acceleration) or acceleration < 1.0:
-        raise ValueError(f"mri_mask: acceleration must be >= 1, got {acceleration}")
-    if kind in _INTEGER_R and not acceleration.is_integer():
-        raise ValueError(
-            f"mri_mask: kind {kind!r} samples every R-th line and needs an integer acceleration, got "
-            f"{acceleration:g}; use {kind}_fraction for a non-integer R"
-        )
-    if int(batch) < 1:
-        raise ValueError(f"mri_mask: batch must be >= 1, got {batch}")
-    batch = int(batch)
-    if sum(v is not None for v in (generator, seed, rng)) > 1:
-        raise ValueError("mri_mask: give either generator or seed (or rng), not several")
-    if rng is not None and not isinstance(rng, np.random.RandomState):
-        raise TypeError(f"mri_mask: rng must be a numpy.random.RandomState, got {type(rng).__name__}")
+    h, w, acceleration, batch = _check_args(shape, acceleration, kind, batch, generator, seed, rng)
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     draw: _Draw = _NumpyDraw(rng) if rng is not None else _TorchDraw(generator)
-    if center_lines is not None:
-        c_w = int(center_lines)
-        c_h = c_w
-        if c_w < 0:
-            raise ValueError(f"mri_mask: center_lines must be >= 0, got {center_lines}")
-    else:
-        if not 0.0 <= float(center_fraction) <= 1.0:
-            raise ValueError(f"mri_mask: center_fraction must be in [0, 1], got {center_fraction}")
-        c_w = round(w * float(center_fraction))
-        c_h = round(h * float(center_fraction))
-    if c_w > w or (kind == "poisson" and c_h > h):
-        raise ValueError(
-            f"mri_mask: the centre ({c_h if kind == 'poisson' else ''}{'x' if kind == 'poisson' else ''}{c_w} "
-            f"{'points' if kind == 'poisson' else 'lines'}) is larger than the image ({h}x{w})"
-        )
+    c_h, c_w = _centre_size(h, w, kind, center_fraction, center_lines)
 
     if kind == "poisson":
         mask, acs = _poisson(h, w, acceleration, c_h, c_w, batch, draw)
@@ -188,28 +155,96 @@ def mri_mask(
     centre[pad : pad + c_w] = True
     rows = []
     for _ in range(batch):
-        if rng is not None:
-            rng.randint(1)  # fastMRI's choose_acceleration (one (cf, R) pair)
-        if kind == "random":
-            prob = (target - c_w) / (w - c_w) if w > c_w else 0.0
-            lines = draw.uniform(w) < prob
-        elif kind == "equispaced":
-            lines = _equispaced(w, int(acceleration), draw, offset)
-        elif kind == "equispaced_fraction":
-            lines = _equispaced_fraction(w, acceleration, c_w, draw, offset)
-        elif kind == "magic":
-            lines = _magic(w, int(acceleration), draw, offset)
-        elif kind == "magic_fraction":
-            n_target = round(target) - c_w
-            lines = _magic(w, round(w / n_target), draw, offset) if n_target > 0 else np.zeros(w, dtype=bool)
-        else:
-            lines = _variable_density(w, target, c_w, centre, density_power, draw)
+        lines = _draw_lines(kind, w, acceleration, c_w, centre, density_power, draw, offset, rng)
         rows.append(np.asarray(lines, dtype=bool) | centre)
     lines_t = torch.from_numpy(np.stack(rows))
     acs_t = torch.from_numpy(centre)[None].expand(batch, w)
     mask = lines_t[:, None, :].expand(batch, h, w).clone()
     acs = acs_t[:, None, :].expand(batch, h, w).clone()
     return mask.to(device), acs.to(device)
+
+
+def _check_args(
+    shape: tuple[int, int],
+    acceleration: float,
+    kind: str,
+    batch: int,
+    generator: torch.Generator | None,
+    seed: int | None,
+    rng: np.random.RandomState | None,
+) -> tuple[int, int, float, int]:
+    """Validate :func:`mri_mask`'s shape/acceleration/kind/batch/randomness; return ``(h, w, R, batch)``."""
+    if kind not in MASK_KINDS:
+        raise ValueError(f"mri_mask: unknown kind {kind!r}; valid kinds are {', '.join(MASK_KINDS)}")
+    if len(tuple(shape)) != 2 or min(int(s) for s in shape) < 1:
+        raise ValueError(f"mri_mask: shape must be (H, W) with positive sizes, got {shape}")
+    h, w = (int(s) for s in shape)
+    acceleration = float(acceleration)
+    if not math.isfinite(acceleration) or acceleration < 1.0:
+        raise ValueError(f"mri_mask: acceleration must be >= 1, got {acceleration}")
+    if kind in _INTEGER_R and not acceleration.is_integer():
+        raise ValueError(
+            f"mri_mask: kind {kind!r} samples every R-th line and needs an integer acceleration, got "
+            f"{acceleration:g}; use {kind}_fraction for a non-integer R"
+        )
+    if int(batch) < 1:
+        raise ValueError(f"mri_mask: batch must be >= 1, got {batch}")
+    batch = int(batch)
+    if sum(v is not None for v in (generator, seed, rng)) > 1:
+        raise ValueError("mri_mask: give either generator or seed (or rng), not several")
+    if rng is not None and not isinstance(rng, np.random.RandomState):
+        raise TypeError(f"mri_mask: rng must be a numpy.random.RandomState, got {type(rng).__name__}")
+    return h, w, acceleration, batch
+
+
+def _centre_size(h: int, w: int, kind: str, center_fraction: float, center_lines: int | None) -> tuple[int, int]:
+    """ACS size ``(c_h, c_w)`` from ``center_lines`` or ``center_fraction``, checked against the image."""
+    if center_lines is not None:
+        c_w = int(center_lines)
+        c_h = c_w
+        if c_w < 0:
+            raise ValueError(f"mri_mask: center_lines must be >= 0, got {center_lines}")
+    else:
+        if not 0.0 <= float(center_fraction) <= 1.0:
+            raise ValueError(f"mri_mask: center_fraction must be in [0, 1], got {center_fraction}")
+        c_w = round(w * float(center_fraction))
+        c_h = round(h * float(center_fraction))
+    if c_w > w or (kind == "poisson" and c_h > h):
+        raise ValueError(
+            f"mri_mask: the centre ({c_h if kind == 'poisson' else ''}{'x' if kind == 'poisson' else ''}{c_w} "
+            f"{'points' if kind == 'poisson' else 'lines'}) is larger than the image ({h}x{w})"
+        )
+    return c_h, c_w
+
+
+def _draw_lines(
+    kind: str,
+    w: int,
+    acceleration: float,
+    c_w: int,
+    centre: np.ndarray,
+    density_power: float,
+    draw: _Draw,
+    offset: int | None,
+    rng: np.random.RandomState | None,
+) -> np.ndarray:
+    """One 1-D mask's non-centre lines (``(W,)``) of a 1-D ``kind``, drawn in fastMRI's order."""
+    target = w / acceleration
+    if rng is not None:
+        rng.randint(1)  # fastMRI's choose_acceleration (one (cf, R) pair)
+    if kind == "random":
+        prob = (target - c_w) / (w - c_w) if w > c_w else 0.0
+        return draw.uniform(w) < prob
+    if kind == "equispaced":
+        return _equispaced(w, int(acceleration), draw, offset)
+    if kind == "equispaced_fraction":
+        return _equispaced_fraction(w, acceleration, c_w, draw, offset)
+    if kind == "magic":
+        return _magic(w, int(acceleration), draw, offset)
+    if kind == "magic_fraction":
+        n_target = round(target) - c_w
+        return _magic(w, round(w / n_target), draw, offset) if n_target > 0 else np.zeros(w, dtype=bool)
+    return _variable_density(w, target, c_w, centre, density_power, draw)
 
 
 def apply_band(mask: Tensor | np.ndarray, band: tuple[int, int]) -> Tensor | np.ndarray:

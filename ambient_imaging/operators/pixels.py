@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from .base import LinearOperator, SubsamplingOperator, check_image, real_dtype_like
+from .base import LinearOperator, SubsamplingOperator, check_image, dihedral, real_dtype_like
 
 __all__ = ["PixelMask", "GaussianNoise", "dust_mask", "box_mask"]
 
@@ -26,6 +28,8 @@ class PixelMask(SubsamplingOperator):
     """
 
     _batched = ("mask",)
+    family = "mask"
+    image_domain = True
 
     def __init__(self, mask: Tensor, noise_sigma: float | Tensor = 0.0):
         if not isinstance(mask, Tensor):
@@ -72,6 +76,14 @@ class PixelMask(SubsamplingOperator):
         """The mask itself (as float), one channel per mask channel."""
         return self.mask.float()
 
+    def transformed(self, ks: int | Sequence[int]) -> PixelMask:
+        """The mask flipped/rotated with the images (element ``ks[i]`` of the dihedral group for sample ``i``)."""
+        if isinstance(ks, int):
+            return self.replace(mask=dihedral(self.mask, ks))
+        b = len(ks)
+        m = self.mask.expand(b, *self.mask.shape[1:]) if self.mask.shape[0] == 1 else self.mask
+        return self.replace(mask=torch.stack([dihedral(m[i], k) for i, k in enumerate(ks)]))
+
 
 class GaussianNoise(LinearOperator):
     """Denoising: ``y = x + ε``, ``ε ~ N(0, σ²)``; the identity with noise.
@@ -82,6 +94,8 @@ class GaussianNoise(LinearOperator):
 
     elementwise = True
     _batched = ("noise_sigma",)
+    family = "noise"
+    image_domain = True
 
     def __init__(self, sigma: float | Tensor):
         if isinstance(sigma, Tensor):
@@ -111,6 +125,10 @@ class GaussianNoise(LinearOperator):
 
     def normal(self, x: Tensor) -> Tensor:
         return self.forward(x)
+
+    def transformed(self, ks: int | Sequence[int]) -> GaussianNoise:
+        """Itself: the identity commutes with every geometric transform."""
+        return self
 
 
 def dust_mask(

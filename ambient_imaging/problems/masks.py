@@ -103,7 +103,7 @@ class MaskSpec:
         """The seed of item ``key``'s mask: ``seed`` itself for ``None``, else a CRC of ``(seed, key)``."""
         if key is None:
             return self.seed
-        return zlib.crc32(f"{self.seed}:{key}".encode())
+        return zlib.crc32(f"{self.seed}:{key}".encode("utf-8", "surrogateescape"))  # keys hold file names
 
     # ------------------------------------------------------------------ drawing
     def sample_with_acs(

@@ -28,6 +28,8 @@ __all__ = [
     "calibration_width",
     "estimate_coil_maps",
     "estimate_noise_sigma",
+    "estimate_map_sets",
+    "calibration_block",
 ]
 
 #: widest ESPIRiT calibration block used by default
@@ -68,35 +70,74 @@ def calibration_width(acs: np.ndarray, cap: int = MAX_CALIBRATION) -> int:
     return 0
 
 
-def estimate_coil_maps(kspace: np.ndarray | Tensor, acs: np.ndarray, cap: int = MAX_CALIBRATION,
-                       where: str = "k-space") -> np.ndarray:
-    """ESPIRiT maps ``(Nc, H, W)`` complex64 from the ACS block of *measured* k-space ``(Nc, H, W)``.
+def calibration_block(acs: np.ndarray, height: int, coils: int, cap: int = MAX_CALIBRATION
+                      ) -> tuple[tuple[int, int], int]:
+    """The ESPIRiT calibration block ``(rows, columns)`` and kernel width for measured line data.
 
-    The calibration width is the centred part of the ACS (at most ``cap``); the kernel fits small
-    blocks (``max(3, min(6, width // 2))``). If every eigenvalue falls below the crop threshold
-    (maps all zero: too little calibration data), it retries without cropping, with a warning.
-    ``where`` names the data in messages (a file and slice).
+    Columns: :func:`calibration_width` of the ACS (at most ``cap``). Rows: ``max(24, columns)``
+    readout rows (capped at ``height``): the readout is fully sampled, so a narrow ACS (10 lines at
+    8 % of 126 columns) still calibrates on 24 rows. Kernel: the widest ``3 <= k <= min(6, columns // 2)``
+    whose calibration matrix has at least as many blocks as unknowns (``blocks >= coils·k²``): a
+    kernel too wide for the block leaves the null space undetermined, the maps then miss half the
+    object and the second eigenvalue map (reduced-FOV detection) stays empty.
     """
-    from ambient_imaging.operators import espirit_maps
+    cols = calibration_width(acs, cap)
+    rows = min(int(height), max(MAX_CALIBRATION, cols))
+    kw = max(3, min(6, cols // 2))
+    while kw > 3 and (rows - kw + 1) * (cols - kw + 1) < coils * kw * kw:
+        kw -= 1
+    return (rows, cols), kw
 
-    k = kspace.detach().cpu() if isinstance(kspace, Tensor) else torch.from_numpy(np.ascontiguousarray(kspace))
-    k = k.to(torch.complex64)
-    calib = calibration_width(acs, min(int(cap), k.shape[-2]))
-    if calib < 6:
-        raise ValueError(
-            f"{where}: only {int(np.asarray(acs).sum())} contiguous centre (ACS) lines; ESPIRiT needs at least 6 "
-            "to estimate coil sensitivities from the measured data"
-        )
-    kw = max(3, min(6, calib // 2))
+
+def estimate_map_sets(kspace: np.ndarray | Tensor, acs: np.ndarray, cap: int = MAX_CALIBRATION,
+                      where: str = "k-space", sets: int | str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+    """ESPIRiT maps from the ACS of *measured* k-space ``(Nc, H, W)``, ``sets`` given or chosen from the data.
+
+    One eigen-decomposition of the ESPIRiT operator
+    (:func:`~ambient_imaging.operators.espirit_sets.espirit_eigen`, the calibration of sigpy's
+    ``EspiritCalib`` on the block of :func:`calibration_block`); each set is zero where its
+    eigenvalue is below 0.95 (0 when no pixel reaches it: too little calibration data, warned).
+    ``sets="auto"``: two sets when the second eigenvalue exceeds the crop on more than
+    :data:`~ambient_imaging.operators.espirit_sets.REDUCED_FOV_FRACTION` of the object (the field
+    of view is smaller than the object: the image wraps around), else one.
+
+    Returns ``(maps, info)``: ``maps`` ``(Nc, H, W)`` complex64 for one set, ``(M, Nc, H, W)`` for
+    more; ``info``: ``map_sets``, ``map_sets_rule`` (``"auto"``/``"given"``), ``second_set_fraction``
+    and ``calibration`` (rows, columns, kernel).
+    """
+    from ambient_imaging.operators.espirit_sets import REDUCED_FOV_FRACTION, espirit_eigen
+
+    k = kspace.detach().cpu().numpy() if isinstance(kspace, Tensor) else np.asarray(kspace)
+    nc, h, _w = k.shape
+    (rows, cols), kw = calibration_block(acs, h, nc, cap)
+    if cols < 6:
+        raise ValueError(f"{where}: only {int(np.asarray(acs).sum())} contiguous centre (ACS) lines; ESPIRiT needs "
+                         "at least 6 to estimate coil sensitivities from the measured data")
+    m_max = min(nc, 2 if sets == "auto" else int(sets))
     try:
-        maps = espirit_maps(k, calib_width=calib, kernel_width=kw).numpy()
-        if not np.any(maps):
-            warnings.warn(f"{where}: ESPIRiT maps empty with crop=0.95 ({calib} ACS lines); using crop=0",
-                          RuntimeWarning, stacklevel=2)
-            maps = espirit_maps(k, calib_width=calib, kernel_width=kw, crop=0.0).numpy()
-    except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+        vecs, vals = espirit_eigen(k, (rows, cols), 0.02, kw, sets=max(m_max, min(2, nc)))
+    except (ValueError, np.linalg.LinAlgError) as err:
         raise ValueError(f"{where}: ESPIRiT calibration failed ({err})") from err
-    return maps.astype(np.complex64)
+    crop = 0.95
+    if not np.any(vals[0] > crop):
+        warnings.warn(f"{where}: ESPIRiT maps empty with crop=0.95 ({cols} ACS lines); using crop=0",
+                      RuntimeWarning, stacklevel=2)
+        crop = 0.0
+    obj = vals[0] > crop
+    frac = float((vals[1] > crop)[obj].mean()) if obj.any() and len(vals) > 1 else 0.0
+    m = (2 if frac > REDUCED_FOV_FRACTION else 1) if sets == "auto" else m_max
+    maps = (vecs[:m] * (vals[:m] > crop)[:, None]).astype(np.complex64)
+    info = {"map_sets": m, "map_sets_rule": "auto" if sets == "auto" else "given", "second_set_fraction": frac,
+            "calibration": [rows, cols, kw]}
+    return (maps[0] if m == 1 else maps), info
+
+
+def estimate_coil_maps(kspace: np.ndarray | Tensor, acs: np.ndarray, cap: int = MAX_CALIBRATION,
+                       where: str = "k-space", sets: int = 1) -> np.ndarray:
+    """ESPIRiT maps ``(Nc, H, W)`` complex64 from the ACS of *measured* k-space ``(Nc, H, W)``
+    (``sets`` M > 1: ``(M, Nc, H, W)``, soft SENSE for reduced-FOV data); :func:`estimate_map_sets`
+    with a given number of sets."""
+    return estimate_map_sets(kspace, acs, cap, where, sets=int(sets))[0]
 
 
 def estimate_noise_sigma(k: np.ndarray, lines: np.ndarray) -> float:
@@ -120,6 +161,32 @@ def _lines_of(mask: np.ndarray) -> np.ndarray:
     return m if m.ndim == 1 else m.all(axis=0)
 
 
+def _maps_tensor(y: np.ndarray, acs_lines: np.ndarray, maps: np.ndarray | None, map_sets: int | str,
+                 calibration: int | None, where: str) -> tuple[Tensor, dict[str, Any]]:
+    """The operator's maps ``(1, Nc, H, W)`` / ``(1, M, Nc, H, W)`` (given, or ESPIRiT on ``y``) and what was chosen."""
+    nc, h, w = y.shape
+    sets_info: dict[str, Any] = {"map_sets": 1}
+    if nc == 1:
+        maps_t = torch.ones(1, 1, h, w, dtype=torch.complex64)
+    else:
+        if maps is None:
+            cap = MAX_CALIBRATION if calibration is None else int(calibration)
+            maps, sets_info = estimate_map_sets(y, acs_lines, cap, where=where, sets=map_sets)
+        else:
+            sets_info = {"map_sets": 1 if np.ndim(maps) == 3 else int(np.shape(maps)[0]), "map_sets_rule": "given"}
+        maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))[None]
+    return maps_t, sets_info
+
+
+def _reference(k: np.ndarray, maps_t: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """The fully sampled SENSE-1 reference ``(1, M, H, W)`` (one component per set of maps) and its RSS."""
+    from ambient_imaging.operators import ifft2c, rss
+
+    coil = ifft2c(torch.from_numpy(k.astype(np.complex64)))
+    ref = coil[None] if k.shape[0] == 1 else (maps_t[0].conj() * coil).sum(-3, keepdim=maps_t.ndim == 4)[None]
+    return ref, {"rss": rss(coil, dim=0)[None, None]}
+
+
 def mri_problem(
     kspace: np.ndarray,
     *,
@@ -133,22 +200,23 @@ def mri_problem(
     normalisation: Normalisation | None = None,
     where: str = "k-space",
     meta: dict[str, Any] | None = None,
+    map_sets: int | str = 1,
+    calibration: int | None = None,
 ) -> Problem:
     """The reconstruction / training problem of one k-space slice ``(Nc, H, W)``.
 
     Args:
         kspace: complex k-space of the slice as stored (zeros where not acquired).
-        stored_mask: the file's mask, ``(W,)`` columns or ``(H, W)`` (``None``: the non-zero columns).
-        mask_spec: undersampling of a *fully sampled* slice (``None``: keep it fully sampled).
-            An undersampled slice always keeps its own mask (``meta["notes"]`` says so).
+        stored_mask: the file's mask, ``(W,)`` or ``(H, W)`` (``None``: the non-zero columns).
+        mask_spec: undersampling of a *fully sampled* slice (an undersampled one keeps its mask).
         key: the item's identity for :meth:`MaskSpec.sample` (e.g. ``"file.h5:12"``).
-        band: acquired columns ``(lo, hi)`` of zero-padded k-space; columns outside are padding,
-            not missed lines (``None``: all columns).
+        band: acquired columns ``(lo, hi)``; columns outside are padding (``None``: all columns).
         maps: coil maps ``(Nc, H, W)`` (e.g. a cache); ``None``: ESPIRiT on the measured data's ACS.
         noise_sigma: complex noise std of k-space in file units (``None``: :func:`estimate_noise_sigma`).
         reference: attach the fully sampled SENSE-1 image (and its RSS in ``extras``) when available.
         normalisation: the data's normalisation (default: ``Normalisation("measurement")``).
-        where: names the slice in messages.
+        where: names the slice in messages. calibration: ESPIRiT calibration width (``None``: ACS, ≤ 24).
+        map_sets: ESPIRiT map sets M (> 1: soft SENSE, M image components; ``"auto"``: from the data).
 
     Returns:
         a :class:`Problem` with ``y (1, Nc, H, W)`` complex64 (file units), ``op`` a
@@ -156,7 +224,7 @@ def mri_problem(
         and ``meta`` (``acceleration`` over the band, ``acs_lines``, ``noise_sigma``,
         ``fully_sampled``, ``retrospective``, ``band``, ``mask_spec``, ``notes``).
     """
-    from ambient_imaging.operators import MultiCoilMRI, ifft2c, rss
+    from ambient_imaging.operators import MultiCoilMRI
 
     k = np.asarray(kspace)
     if k.ndim == 2:
@@ -191,12 +259,7 @@ def mri_problem(
     line_layout = bool(np.all(mask2d == mask2d[:1]))
     lines = mask2d[0] if line_layout else mask2d.any(axis=0)
     y = (k * mask2d[None]).astype(np.complex64)
-    if nc == 1:
-        maps_t = torch.ones(1, 1, h, w, dtype=torch.complex64)
-    else:
-        if maps is None:
-            maps = estimate_coil_maps(y, acs_lines, where=where)
-        maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))[None]
+    maps_t, sets_info = _maps_tensor(y, acs_lines, maps, map_sets, calibration, where)
     sigma = estimate_noise_sigma(k, lines) if noise_sigma is None else float(noise_sigma)
     mask_t = torch.from_numpy(np.ascontiguousarray(lines if line_layout else mask2d))[None]
     acs_t = None
@@ -204,12 +267,9 @@ def mri_problem(
         acs_t = torch.from_numpy(acs_lines)[None] if line_layout else torch.from_numpy(
             np.ascontiguousarray(np.broadcast_to(acs_lines, (h, w)) & mask2d))[None]
     op = MultiCoilMRI(maps_t, mask_t, noise_sigma=sigma, acs=acs_t)
-    ref = None
-    extras: dict[str, Tensor] = {}
-    if reference and fully:
-        coil = ifft2c(torch.from_numpy(k.astype(np.complex64)))
-        ref = (maps_t[0].conj() * coil).sum(0, keepdim=True)[None] if nc > 1 else coil[None]
-        extras["rss"] = rss(coil, dim=0)[None, None]
+    ref, extras = _reference(k, maps_t) if reference and fully else (None, {})
+    # the image support the coil maps define: outside it A x = 0 for every x, and the SENSE-1 image is 0
+    extras["support"] = (maps_t.abs() ** 2).reshape(1, -1, h, w).sum(1, keepdim=True) > 0
     n_band = int(in_band.sum())
     info = {
         "shape": (h, w),
@@ -222,6 +282,7 @@ def mri_problem(
         "retrospective": retro,
         "mask_spec": mask_spec.to_dict() if retro else None,
         "notes": notes,
+        **sets_info,
     }
     info.update(meta or {})
     return Problem(torch.from_numpy(y)[None], op, normalisation or Normalisation("measurement"), ref, info,

@@ -90,24 +90,6 @@ def measurement_scale(y: Tensor, op: LinearOperator, percentile: float = 99.0) -
     return out
 
 
-def _with_noise_factor(op: LinearOperator, factor: Tensor) -> LinearOperator:
-    """Copy of ``op`` whose noise std is multiplied by ``factor`` ``(B,)`` (composites: the outer noise)."""
-    from ambient_imaging.operators import ComposedOperator, ScaledOperator
-
-    if isinstance(op, ComposedOperator):
-        return ComposedOperator(_with_noise_factor(op.outer, factor), op.inner)
-    if isinstance(op, ScaledOperator):
-        return ScaledOperator(_with_noise_factor(op.op, factor), op.scale)
-    sig = op.noise_sigma
-    f = factor.to(dtype=torch.float64)
-    if isinstance(sig, Tensor) and sig.ndim >= 1:
-        return op.replace(noise_sigma=sig * f.to(sig.device).reshape(-1, *([1] * (sig.ndim - 1))))
-    s = float(sig) if not isinstance(sig, Tensor) else float(sig)
-    if f.numel() == 1:
-        return op.replace(noise_sigma=s * float(f))
-    return op.replace(noise_sigma=(s * f).to(op.device or "cpu"))
-
-
 @dataclass
 class Normalisation:
     """``x_prior = (x_file − offset) / scale`` (see the module doc for the kinds).
@@ -188,7 +170,7 @@ class Normalisation:
                 ones = torch.ones_like(op.adjoint(y))
                 yb = y - norm.offset * op.forward(ones)
         yp = yb / s.reshape(-1, *([1] * (y.ndim - 1))).to(yb.real.dtype)
-        return op.restrict(yp), _with_noise_factor(op, 1.0 / s.cpu())
+        return op.restrict(yp), op.with_noise(factor=1.0 / s.cpu())
 
     def image_to_file(self, x: Tensor) -> Tensor:
         """Images ``(B, ...)`` from the prior's units back to the file's."""

@@ -6,7 +6,8 @@ Between the CLI and :mod:`ambient_imaging.sampling` (sigpy keeps this layer in `
   :class:`Normalisation`, :class:`Problem`, :func:`mri_problem`, :func:`image_problem`,
   :func:`visibility_problem`;
 * :func:`reconstruct` (one problem → :class:`Result`: samples, mean, std, scores, checks);
-* :func:`make_method` / :func:`default_method_name` (methods by name);
+* :func:`make_method` (the registry's methods by name, :data:`ambient_imaging.sampling.METHODS`) and
+  :func:`default_method` / :func:`default_method_name` (a prior's default);
 * :func:`reconstruct_path` with :class:`ReconstructOptions` (files and folders → outputs);
 * writers (:func:`write_volume`, :func:`write_metrics`) and :func:`collect_metrics` (``evaluate``).
 """
@@ -26,6 +27,7 @@ from .methods import (
     CLASSICAL,
     POSTERIOR,
     UNCONDITIONAL,
+    default_method,
     default_method_name,
     make_method,
     make_unconditional,
@@ -46,6 +48,7 @@ __all__ = [
     "score",
     "make_method",
     "make_unconditional",
+    "default_method",
     "default_method_name",
     "POSTERIOR",
     "CLASSICAL",

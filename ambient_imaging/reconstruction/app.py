@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ambient_imaging.limits import shown
 from ambient_imaging.problems import MaskSpec, image_problem, mri_problem, visibility_problem
+from ambient_imaging.sampling.method import KIND_WORDS
 
-from .methods import CLASSICAL, check_number, default_method_name, make_method
-from .outputs import OUTPUT_SUFFIXES, write_figure, write_metrics, write_volume
+from .methods import check_number, default_method_name, make_method
+from .outputs import OUTPUT_SUFFIXES, OutputRecord, plan_records, write_figure, write_metrics, write_volume
 from .run import Result, reconstruct
 
 __all__ = ["ReconstructOptions", "reconstruct_path", "input_kind", "plan_outputs", "mask_spec_for", "parse_slices",
@@ -49,7 +52,10 @@ class ReconstructOptions:
     (``reconstruction_rss`` or the RSS of the fully sampled coil images) or ``sense1``, on the
     ``crop`` (``auto``: the header's ``reconSpace``; ``none``; ``N``; ``"H,W"``), SSIM per slice with
     the volume's maximum as data range. ``strict``: failed checks are errors. ``overwrite``: redo
-    finished outputs.
+    finished outputs. Uncertainty: ``calibrate`` a folder of fully sampled validation files to fit a
+    split-conformal scale of the std map on (written next to the outputs as ``calibration.json``),
+    or ``calibration`` a saved record (default: ``calibration.json`` in the prior's run dir, when it
+    was fitted for the same method); metrics then report the calibrated ``coverage``.
     """
 
     method: str | None = None
@@ -67,6 +73,7 @@ class ReconstructOptions:
     coils: int | None = None
     data_terms: str | None = None
     selfcal: bool = False
+    flux: float | None = None
     lamda: float | None = None
     zeta: float | None = None
     fov: str | None = None
@@ -74,17 +81,15 @@ class ReconstructOptions:
     seed: int = 0
     strict: bool = False
     overwrite: bool = False
+    calibrate: str | None = None
+    calibration: str | None = None
     progress: bool = True
 
     def validate(self) -> ReconstructOptions:
-        """Clear errors for impossible numbers, before any data is read."""
-        if int(self.samples) < 1:
-            raise ValueError(f"--samples must be >= 1, got {self.samples}")
-        if self.steps is not None and int(self.steps) < 1:
-            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        """Clear errors for impossible numbers, before any data is read (the method's options —
+        ``--steps``, ``--lamda``, ``--zeta``, ``--samples`` — are checked once, by :meth:`make`)."""
         check_number("--acceleration", self.acceleration, minimum=1.0)
-        check_number("--lamda", self.lamda)
-        check_number("--zeta", self.zeta, strict=True)
+        check_number("--flux", self.flux, strict=True)
         if isinstance(self.crop, int) and self.crop < 1:
             raise ValueError(f"--crop must be >= 1, got {self.crop}")
         if self.target not in ("rss", "sense1"):
@@ -99,36 +104,37 @@ class ReconstructOptions:
                              f"lines), got {self.center_lines}")
         if not 8 <= int(self.npix) <= 4096:
             raise ValueError(f"--npix must be in 8..4096, got {self.npix}")
+        from ambient_imaging.limits import check_seed
+
+        from .checks import check_crop
+
+        check_seed(self.seed, "--seed")
+        check_seed(self.mask_seed, "--mask-seed")
+        check_crop(self.crop)  # at least SSIM's 7x7 window, before any slice is reconstructed
         return self
+
+    def make(self, prior: Any | None) -> Any:
+        """The method these options ask for (``method``, else the prior's default), set up for
+        ``prior`` with ``steps``/``lamda``/``zeta``/``data_terms``/``selfcal`` validated there."""
+        name = self.method or default_method_name(prior)
+        method = make_method(name, prior, steps=self.steps, lamda=self.lamda, zeta=self.zeta, samples=self.samples,
+                             data_terms=self.data_terms, selfcal=self.selfcal, flux=self.flux)
+        if hasattr(method, "progress"):
+            method.progress = self.progress
+        return method
 
 
 def parse_slices(spec: str | None, n: int, strict: bool = True) -> list[int]:
-    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]`` (checked against ``n`` slices); ``None`` → all.
+    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]`` (any order; repeats removed; sorted, so reading follows
+    h5py's increasing-order rule), checked against ``n`` slices; ``None`` → all. Errors give the
+    valid range (:func:`ambient_imaging.limits.parse_index_list`).
 
     ``strict=False`` (a folder of files with different slice counts) drops the slices a file
     does not have instead of raising.
     """
-    if spec is None:
-        return list(range(n))
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
-        except ValueError as err:
-            raise ValueError(f"--slices: cannot read {part!r} (use e.g. 0,1,5-7)") from err
-    bad = [s for s in out if not 0 <= s < n]
-    if bad and not strict:
-        return [s for s in out if 0 <= s < n]
-    if bad:
-        raise ValueError(f"--slices: slice(s) {bad} out of range; the data has {n} slices (0-{n - 1})")
-    return out
+    from ambient_imaging.limits import parse_index_list
+
+    return parse_index_list(spec, n, "--slices", strict=strict)
 
 
 def parse_angle(text: str | None) -> float:
@@ -232,7 +238,8 @@ def mask_spec_for(options: ReconstructOptions, prior: Any | None) -> MaskSpec:
 
 
 def _done(target: Path) -> bool:
-    return target.is_file() and target.with_suffix(".metrics.json").is_file()
+    """Finished: sealed with its settings, every artefact present (:class:`~.outputs.OutputRecord`)."""
+    return OutputRecord(target, {}).finished()
 
 
 def reconstruct_path(
@@ -243,8 +250,10 @@ def reconstruct_path(
     *,
     device: torch.device | None = None,
     say: Callable[[str], None] | None = None,
+    collect: Callable[[Result], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Reconstruct every input under ``data`` into ``out``; returns one metrics row per slice/image."""
+    """Reconstruct every input under ``data`` into ``out``; returns one metrics row per slice/image.
+    ``collect`` is called with every MRI slice's :class:`Result` (calibration uses it)."""
     from ambient_imaging.locks import RunLock
 
     opts = (options or ReconstructOptions()).validate()
@@ -255,36 +264,56 @@ def reconstruct_path(
     kind = input_kind(data)
     files = _inputs(data)
     targets = plan_outputs(data, out, files, kind)
-    name = opts.method or default_method_name(prior)
-    method = make_method(name, prior, steps=opts.steps, lamda=opts.lamda, zeta=opts.zeta,
-                         data_terms=opts.data_terms, selfcal=opts.selfcal)
-    if hasattr(method, "progress"):
-        method.progress = opts.progress
-    if kind != "mri" and name == "sense":
-        raise ValueError("--sampler sense is for MRI k-space")
-    if kind != "mri" and name == "l1-wavelet":
-        raise ValueError("--sampler l1-wavelet is for MRI k-space")
-    if kind != "visibilities" and name in ("rml", "rml-tv"):
-        raise ValueError(f"--sampler {name} is for interferometric visibilities")
+    method = opts.make(prior)
+    name = method.name
+    if not method.serves(kind):
+        served = " and ".join(KIND_WORDS[k] for k in sorted(method.kinds))
+        raise ValueError(f"--sampler {name} is for {served}, not {KIND_WORDS[kind]}; use a prior, or zero-filled")
     if kind == "visibilities" and opts.fov is None:
         raise ValueError("--fov is required for visibilities (e.g. --fov 200uas)")
+    from .checks import unused_options
+
+    errors, notes = unused_options(opts, method, kind)  # no flag is ignored silently
+    if errors:
+        raise ValueError(errors[0])
+    for note in notes:
+        say(note)
+    records = plan_records(data, out, prior, opts, name, files, targets)  # other settings: refused, before work
     dev = device or torch.device("cpu")
+    from .calibrate import calibration_for
+
     rows: list[dict[str, Any]] = []
     lock_dir = targets[0].parent
     lock_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(lock_dir, purpose="reconstruct"):
-        for f, target in zip(files, targets, strict=True):
-            if _done(target) and not opts.overwrite:
+        calib = calibration_for(opts, prior, method, data, targets, device=dev, say=say)
+        skipped: list[str] = []
+        for f, target, record in zip(files, targets, records, strict=True):
+            record.clean()  # hidden temporaries a killed writer left for this output
+            if record.skip(opts.overwrite, ""):
                 say(f"{target}: done already (skipped; --overwrite redoes it)")
                 continue
             gen = torch.Generator(device=dev).manual_seed(int(opts.seed))
-            if kind == "mri":
-                new = _mri_file(f, target, prior, method, name, opts, gen, len(files) == 1, say)
-            elif kind == "visibilities":
-                new = _visibility_file(f, target, prior, method, name, opts, gen, say)
-            else:
-                new = _image_file(f, target, prior, method, name, opts, gen)
+            try:
+                if kind == "mri":
+                    new = _mri_file(f, target, prior, method, name, opts, gen, len(files) == 1, say, calib, collect)
+                elif kind == "visibilities":
+                    new = _visibility_file(f, target, prior, method, name, opts, gen, say)
+                else:
+                    new = _image_file(f, target, prior, method, name, opts, gen)
+            except (ValueError, OSError, KeyError, IndexError) as err:
+                if opts.strict or not data.is_dir():  # one input, or --strict: a bad file stops the run
+                    raise
+                warnings.warn(f"skipping {err}", RuntimeWarning, stacklevel=2)
+                skipped.append(f"{shown(f.name)} ({str(err)[:200]})")
+                continue
+            if new:
+                record.seal()  # every artefact written: the output is finished, its settings recorded
             rows.extend(new)
+    if skipped:
+        say(f"skipped {len(skipped)} of {len(files)} files: " + "; ".join(skipped))
+        if len(skipped) == len(files):
+            raise ValueError(f"--data {shown(data)}: no file could be reconstructed ({skipped[0]})")
     if not rows and opts.slices is not None and all(not _done(t) for t in targets):
         raise ValueError(f"--slices {opts.slices}: no file in {data} has these slices")
     return rows
@@ -300,7 +329,8 @@ def _crop_arg(crop: str | int | None) -> str | None:
 
 
 def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
-              gen: torch.Generator, strict_slices: bool, say: Callable[[str], None]) -> list[dict[str, Any]]:
+              gen: torch.Generator, strict_slices: bool, say: Callable[[str], None], calib: Any = None,
+              collect: Callable[[Result], None] | None = None) -> list[dict[str, Any]]:
     import h5py
     from tqdm.auto import tqdm
 
@@ -330,7 +360,7 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
             say(f"{f.name}: {band.note}")
         header = parse_ismrmrd_header(h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None)
         matrix = None
-        for s in tqdm(slices, desc=f.name, leave=False, disable=not opts.progress):
+        for s in tqdm(slices, desc=shown(f.name), leave=False, disable=not opts.progress):
             sl = read_fastmri_slice(f, s, h5)
             k = sl["kspace"]
             if opts.coils is not None and opts.coils < k.shape[0]:
@@ -338,16 +368,22 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
                     matrix, kept = coil_compression_matrix(k, int(opts.coils))
                     say(f"{f.name}: {k.shape[0]} coils compressed to {opts.coils} ({100 * kept:.2f} % of the energy)")
                 k = compress_coils(k, int(opts.coils), matrix=matrix)
+            elif opts.coils is not None and s == slices[0]:
+                say(f"{shown(f.name)}: --coils {opts.coils}: the file has {k.shape[0]} coils, nothing to compress; "
+                    "ignored")
             prob = mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=spec,
                                key=f"{f.name}:{s}", band=(band.lo, band.hi) if band.source != "none" else None,
                                where=f"{f}: slice {s}", meta={"file": f.name, "slice": s})
             crop = scoring_crop(header, prob.meta["shape"], _crop_arg(opts.crop))
             results.append(reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen,
-                                       crop=crop, target=opts.target, strict=opts.strict))
+                                       crop=crop, target=opts.target, strict=opts.strict, calibration=calib))
+            if collect is not None:
+                collect(results[-1])
     rows = [{"file": f.name, "slice": r.problem.meta["slice"], **r.metrics} for r in results]
     summary: dict[str, Any] = {"file": f.name, "method": name, "slices": rows,
                                "mask": spec.to_dict() if any(r.problem.meta.get("retrospective") for r in results)
-                               else None, "band": [band.lo, band.hi], "padding_source": band.source}
+                               else None, "band": [band.lo, band.hi], "padding_source": band.source,
+                               "calibration": None if calib is None else calib.to_dict()}
     if all(r.problem.meta.get("fully_sampled") for r in results):
         # fastMRI's scoring: the file's reference (reconstruction_rss / RSS, or SENSE-1) on its reconSpace crop,
         # SSIM per slice with the volume's maximum as data range, NMSE and PSNR over the volume
@@ -360,6 +396,7 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
         est = np.stack([center_crop(r.mean[0].abs().cpu().numpy(), crop) for r in results])
         zf = np.stack([center_crop(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
         scores, zf_scores = fastmri_scores(gt, est), fastmri_scores(gt, zf)
+        _check_scores(f, scores["volume"], opts.strict)
         for row, sc, zsc in zip(rows, scores["slices"], zf_scores["slices"], strict=True):
             row.update(psnr=sc["psnr"], ssim=sc["ssim"], nmse=sc["nmse"], psnr_zero_filled=zsc["psnr"])
         summary.update(volume=scores["volume"], volume_zero_filled=zf_scores["volume"],
@@ -369,6 +406,18 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
     write_metrics(target.with_suffix(".metrics.json"), summary)
     write_figure(target.with_suffix(".png"), results[0])
     return rows
+
+
+def _check_scores(f: Path, volume: dict[str, Any], strict: bool) -> None:
+    """NaN / infinite volume scores (an all-zero reference) are a warning, an error under ``--strict``."""
+    from .checks import score_problems
+    from .run import ReconstructionFailed
+
+    found = score_problems(shown(f.name), volume)
+    if found and strict:
+        raise ReconstructionFailed("; ".join(found))
+    for msg in found:
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 def _sky_outputs(target: Path, result: Result, header: Any, name: str, prior: Any, opts: ReconstructOptions,
@@ -411,8 +460,9 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
         extra={"DIRTY": r.zero_filled[0].real.cpu().numpy()}))
     row = {"file": f.name, "slice": 0, **r.metrics}
     summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
-               "data_terms": opts.data_terms if name == "rml" else None, "selfcal": bool(opts.selfcal)}
-    summary.update({k: v for k, v in r.metrics.items() if k.startswith("chi2_")})
+               "data_terms": opts.data_terms if method.takes("data_terms") else None,
+               "selfcal": bool(opts.selfcal)}
+    summary.update({k: v for k, v in r.metrics.items() if k.startswith(("chi2_", "ring_"))})
     write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]
 
@@ -425,8 +475,6 @@ def _image_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts:
 
     from ambient_imaging.datasets.fits import read_fits_image, write_fits_image
 
-    if name in CLASSICAL and name != "zero-filled":
-        raise ValueError(f"--sampler {name} does not apply to masked images; use a prior, or zero-filled")
     im = read_fits_image(f)
     prob = image_problem(im.data, im.mask, float(im.noise_sigma), meta={"file": f.name, "slice": 0})
     r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)

@@ -4,29 +4,44 @@ NetCDF: :func:`ambient_imaging.datasets.reconstruction_dataset` (dims ``(sample,
 complex arrays as ``<name>_real`` / ``<name>_imag`` so any NetCDF tool reads them) with
 ``mean``, ``std``, ``samples``, ``zero_filled`` and, when scored, ``reference``.
 Every file is written atomically (:mod:`ambient_imaging.io`).
+
+Settings travel with outputs (:class:`OutputRecord`): once every artefact of an output is written
+(the volume, its figure, its ``.metrics.json``), :meth:`OutputRecord.seal` adds to the
+``.metrics.json`` the options that made it (``"settings"``) and the artefacts (``"artefacts"``).
+An output is *finished* only when it is sealed and every artefact exists; a re-run with the same
+settings skips it, one with other settings is refused with the exact ``--overwrite`` command
+(as ``train`` does with a run folder), and an unfinished one (killed between two files) is redone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ambient_imaging.io import atomic_write, atomic_write_text
+from ambient_imaging.io import TMP_MARK, atomic_write, atomic_write_text
 
 from .run import Result
 
-__all__ = ["write_volume", "write_metrics", "write_figure", "png_grid", "OUTPUT_SUFFIXES", "json_safe"]
+__all__ = ["write_volume", "write_metrics", "write_figure", "png_grid", "OUTPUT_SUFFIXES", "json_safe",
+           "OutputRecord", "output_settings", "command_line", "plan_records", "NOT_RECORDED"]
 
 #: output kinds by suffix
 OUTPUT_SUFFIXES = (".nc", ".h5", ".hdf5", ".fits", ".fit")
 
 
 def json_safe(v: Any) -> Any:
-    """``v`` with NaN/Inf as ``None`` and numpy scalars as Python numbers (valid JSON)."""
+    """``v`` with NaN/Inf as ``None``, numpy scalars as Python numbers and text that is not valid UTF-8
+    (file names of other encodings) escaped (``\\xff``): valid JSON, NetCDF and CSV everywhere."""
+    if isinstance(v, str):
+        return _text(v)
     if isinstance(v, float):
         return v if math.isfinite(v) else None
     if isinstance(v, dict):
@@ -36,6 +51,16 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, (np.floating, np.integer, np.bool_)):
         return json_safe(v.item())
     return v
+
+
+def _text(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        from ambient_imaging.limits import shown
+
+        return shown(s)
+    return s
 
 
 def write_metrics(path: str | Path, summary: dict[str, Any]) -> Path:
@@ -52,7 +77,7 @@ def write_volume(path: str | Path, results: list[Result], attrs: dict[str, Any] 
         raise ValueError(f"{path}: nothing to write")
     mean = np.stack([r.mean[0].cpu().numpy() for r in results])
     std = np.stack([r.std[0].cpu().numpy() for r in results])
-    meta = {k: v for k, v in (attrs or {}).items() if v is not None}
+    meta = {k: json_safe(v) for k, v in (attrs or {}).items() if v is not None}
     if path.suffix.lower() in (".h5", ".hdf5"):
         return save_fastmri_reconstruction(path, np.abs(mean).astype(np.float32), std=std, attrs=meta)
     k = min(r.samples.shape[0] for r in results)
@@ -106,3 +131,148 @@ def write_figure(path: str | Path, result: Result) -> Path:
                result.std[0].cpu().numpy()]
     titles += ["zero-filled", f"{result.method} mean", f"{result.method} std"]
     return png_grid(np.stack(panels), path, titles)
+
+
+# ---------------------------------------------------------------------- settings travel with outputs
+#: options that do not change what an output holds (not recorded, not compared)
+NOT_RECORDED = ("strict", "overwrite", "progress")
+
+#: option name -> CLI flag, where they differ
+_FLAG_NAMES = {"method": "--sampler"}
+
+
+def _plain(v: Any) -> Any:
+    """``v`` as it reads back from JSON (tuples → lists, NaN → null), for comparisons."""
+    return json.loads(json.dumps(json_safe(v), default=str))
+
+
+def output_settings(options: Any, prior: Any | None = None, source: str | os.PathLike | None = None
+                    ) -> dict[str, Any]:
+    """What made an output: every field of ``options`` (a ``ReconstructOptions``) but :data:`NOT_RECORDED`,
+    the input file (real path) and the prior (its real path and training step)."""
+    d = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in NOT_RECORDED}
+    run = getattr(prior, "run_dir", None)
+    d["prior"] = os.path.realpath(run) if run else None
+    d["prior_step"] = int(getattr(prior, "step", 0)) if prior is not None else None
+    d["source"] = os.path.realpath(source) if source is not None else None
+    return _plain(d)
+
+
+def command_line(data: str | os.PathLike, out: str | os.PathLike, prior: Any | None, options: Any,
+                 add: str = "--overwrite") -> str:
+    """The ``ambient-imaging reconstruct`` command that makes these settings, plus ``add``."""
+    args = ["reconstruct"]
+    run = getattr(prior, "run_dir", None)
+    if run:
+        args += ["--prior", os.fspath(run)]
+    args += ["--data", os.fspath(data), "--out", os.fspath(out)]
+    for f in dataclasses.fields(options):
+        v = getattr(options, f.name)
+        if f.name in NOT_RECORDED[1:] or v == f.default or v is None:
+            continue
+        flag = _FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        if isinstance(v, bool):
+            args += [flag] if v else []
+        else:
+            args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    return "ambient-imaging " + " ".join(shlex.quote(a) for a in [*args, add])
+
+
+@dataclasses.dataclass
+class OutputRecord:
+    """One output (``target``) and the settings that make it; see the module docstring.
+
+    Args:
+        target: the volume / image file. settings: :func:`output_settings` of this command.
+    """
+
+    target: Path
+    settings: dict[str, Any]
+
+    @property
+    def metrics_path(self) -> Path:
+        """``<stem>.metrics.json`` next to the target."""
+        return self.target.with_suffix(".metrics.json")
+
+    @property
+    def figure_path(self) -> Path:
+        """``<stem>.png`` next to the target."""
+        return self.target.with_suffix(".png")
+
+    def _stored(self) -> dict[str, Any] | None:
+        try:
+            d = json.loads(self.metrics_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) and isinstance(d.get("settings"), dict) else None
+
+    def finished(self) -> bool:
+        """Sealed, and every artefact the seal lists still exists."""
+        d = self._stored()
+        if d is None or not self.target.is_file():
+            return False
+        names = d.get("artefacts")
+        if not isinstance(names, list):
+            return False
+        return all(isinstance(n, str) and (self.target.parent / Path(n).name).is_file() for n in names)
+
+    def differences(self) -> dict[str, tuple[Any, Any]]:
+        """Recorded settings that differ from this command's (empty when unsealed or the same)."""
+        d = self._stored()
+        if d is None:
+            return {}
+        old = d["settings"]
+        return {k: (old.get(k), v) for k, v in self.settings.items() if old.get(k) != v}
+
+    def skip(self, overwrite: bool, command: str) -> bool:
+        """Whether this output is finished with the same settings (skip it). Raises ``ValueError`` with
+        ``command`` (the ``--overwrite`` one) when it is finished with other settings."""
+        if overwrite or not self.finished():
+            return False
+        diff = self.differences()
+        if not diff:
+            return True
+        shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(diff.items())[:6])
+        raise ValueError(f"--out {self.target} holds a reconstruction made with other settings ({shown}). "
+                         f"To replace it: {command}  Or choose another --out.")
+
+    def clean(self) -> list[Path]:
+        """Remove the hidden temporaries a killed writer left for this output's files; returns them."""
+        folder = self.target.parent
+        if not folder.is_dir():
+            return []
+        prefixes = tuple(f".{p.name}{TMP_MARK}" for p in (self.target, self.metrics_path, self.figure_path))
+        gone = []
+        for p in folder.iterdir():
+            if p.name.startswith(prefixes) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    gone.append(p)
+        return gone
+
+    def seal(self) -> Path:
+        """Record the settings and the artefacts present (volume, figure, metrics) in the metrics file:
+        called once all of them are written, it is what makes the output finished."""
+        try:
+            d = json.loads(self.metrics_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{self.metrics_path}: cannot seal the output ({err})") from err
+        present = [p.name for p in (self.target, self.figure_path, self.metrics_path) if p.is_file()]
+        d.update(settings=self.settings, artefacts=present)
+        return write_metrics(self.metrics_path, d)
+
+
+def plan_records(data: str | os.PathLike, out: str | os.PathLike, prior: Any | None, options: Any, method: str,
+                 files: list[Path], targets: list[Path]) -> list[OutputRecord]:
+    """One :class:`OutputRecord` per output, checked before any work: an output finished with other
+    settings is refused (unless ``options.overwrite``) with the exact ``--overwrite`` command.
+
+    ``method``: the method's resolved name (recorded in place of an unset ``options.method``).
+    """
+    made = dataclasses.replace(options, method=method)
+    records = [OutputRecord(Path(t), output_settings(made, prior, f)) for f, t in zip(files, targets, strict=True)]
+    if not options.overwrite:
+        command = command_line(data, out, prior, options)
+        for record in records:
+            record.skip(False, command)
+    return records

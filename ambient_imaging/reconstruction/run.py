@@ -1,8 +1,8 @@
 """Reconstruct one :class:`~ambient_imaging.problems.Problem`: method, data fidelity, scores, gates.
 
-:func:`reconstruct` runs a posterior sampler (with a prior) or a classical baseline through
-:func:`ambient_imaging.sampling.reconstruct` (which applies and undoes the prior's
-normalisation), adds the zero-filled / dirty image for comparison, scores against the
+:func:`reconstruct` — the package's one ``reconstruct`` — runs a posterior sampler (with a prior)
+or a classical baseline through :func:`ambient_imaging.sampling.run_method` (which applies and
+undoes the prior's normalisation), adds the zero-filled / dirty image for comparison, scores against the
 problem's reference when there is one, and checks the result honestly: non-finite output,
 a result more than 3 dB worse than zero-filled, a mask outside the prior's training range
 or a prior trained at another size each give a warning (``strict=True``: an error).
@@ -120,22 +120,31 @@ def reconstruct(
     crop: tuple[int, int] | int | None = None,
     target: str = "sense1",
     strict: bool = False,
+    calibration: Any | None = None,
 ) -> Result:
-    """Reconstruct ``problem`` with ``method`` (a sampler object with ``prior``, or a baseline).
+    """Reconstruct ``problem`` with ``method`` (a sampler object with ``prior``, or a baseline;
+    ``make_method(name, prior, ...)`` builds one). ``name``: the method's label in the results
+    (default: its registry name). ``calibration``: a
+    :class:`~ambient_imaging.metrics.calibration.Calibration` whose calibrated coverage is reported.
 
     Returns a :class:`Result` in the file's units. Raises :class:`ReconstructionFailed` when a
     check fails and ``strict`` (otherwise the finding is in ``Result.warnings`` and warned).
     """
-    from ambient_imaging.sampling import ZeroFilled
-    from ambient_imaging.sampling import reconstruct as sample_posterior
+    from ambient_imaging.sampling import ZeroFilled, run_method
 
-    if int(samples) < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
-    name = name or type(method).__name__
+    name = name or getattr(method, "name", "") or type(method).__name__
+    from .checks import check_sample_memory, measurement_problems, result_problems
+
     found = prior_warnings(prior, problem)
-    rec = sample_posterior(problem.y, problem.op, prior, method, samples=int(samples) if prior is not None else 1,
-                           generator=generator)
-    zf = sample_posterior(problem.y, problem.op, None, ZeroFilled()).mean[0]
+    before = measurement_problems(problem, bool(getattr(method, "is_fit", True)))  # empty data, empty mask, ...
+    if before and strict:
+        raise ReconstructionFailed("; ".join(before))
+    found += before
+    if prior is not None:
+        check_sample_memory(problem, int(samples), str(problem.meta.get("file", "")))
+    rec = run_method(problem.y, problem.op, prior, method, samples=int(samples) if prior is not None else 1,
+                     generator=generator, support=problem.extras.get("support"))
+    zf = run_method(problem.y, problem.op, None, ZeroFilled()).mean[0]
     s = rec.samples[0].detach()
     mean, std = rec.mean[0].detach(), rec.std[0].detach()
     m: dict[str, Any] = {
@@ -149,19 +158,26 @@ def reconstruct(
         if key in problem.meta:
             m[key] = problem.meta[key]
     if problem.kind == "visibilities":
-        found += _visibility_fit(problem, name, mean, rec.info, m)
+        found += _visibility_fit(problem, method, mean, rec.info, m)
+        from ambient_imaging.metrics.ring import ring_report  # REx-style ring metrics (and their spread)
+
+        if getattr(problem.op, "pixel_scale", None):
+            m.update(ring_report(s, float(problem.op.pixel_scale)))
     finite = bool(torch.isfinite(torch.view_as_real(mean) if mean.is_complex() else mean).all())
     if not finite:
         found.append(f"{name}: the reconstruction holds NaN or Inf values (broken prior weights or a diverging "
                      "sampler: lower --zeta / raise --steps, or check the prior)")
     scores = score(problem, mean, crop, target) if finite else {}
+    info_scores = None
     if scores:
         m.update(scores)
         zf_scores = score(problem, zf, crop, target)
         m["psnr_zero_filled"] = zf_scores["psnr"]
+        info_scores = _uncertainty(problem, s, crop, target, calibration, m)
         if math.isfinite(zf_scores["psnr"]) and scores["psnr"] < zf_scores["psnr"] - WORSE_THAN_ZERO_FILLED_DB:
             found.append(f"{name}: PSNR {scores['psnr']:.2f} dB is more than {WORSE_THAN_ZERO_FILLED_DB:g} dB below "
                          f"the zero-filled image's {zf_scores['psnr']:.2f} dB: the reconstruction failed")
+    found += result_problems(name, mean, m, check_zero=problem.kind != "visibilities" and not before)
     for note in problem.meta.get("notes", []):
         warnings.warn(note, RuntimeWarning, stacklevel=2)
     for msg in found:
@@ -171,10 +187,40 @@ def reconstruct(
     m["warnings"] = len(found)
     if not math.isfinite(m["chi2_red"]):
         m["chi2_red"] = float("nan")
-    return Result(problem, name, s, mean, std, zf.detach(), m, found, dict(rec.info))
+    info = dict(rec.info)
+    if scores and info_scores is not None:
+        info["conformal_scores"] = info_scores
+    return Result(problem, name, s, mean, std, zf.detach(), m, found, info)
 
 
-def _visibility_fit(problem: Problem, name: str, mean: Tensor, info: dict[str, Any], m: dict[str, Any]) -> list[str]:
+def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int | None, target: str,
+                 calibration: Any | None, m: dict[str, Any]) -> np.ndarray | None:
+    """The uncertainty metrics of ``samples`` ``(K, C, H, W)`` on the scoring crop into ``m``
+    (``coverage_raw``, ``coverage_90``, ``spread_skill``, ``crps``, ``interval_width``; ``coverage``
+    with a calibration), over the problem's image support when it has one (``uncertainty_pixels``:
+    the fraction of the crop inside it); returns the per-pixel conformal scores (``None`` for fewer
+    than 2 samples)."""
+    from ambient_imaging.metrics import center_crop
+    from ambient_imaging.metrics.calibration import conformal_scores, uncertainty_report
+
+    ref = _target(problem, target)
+    if ref is None or samples.shape[0] < 2:
+        return None
+    mag = center_crop(samples[:, 0].abs().detach().cpu().numpy(), crop)
+    ref = center_crop(ref, crop)
+    support = problem.extras.get("support")
+    if support is not None:  # where the image is defined (MRI: the coil maps' support); outside, std is 0
+        inside = center_crop(support[0, 0].cpu().numpy(), crop)
+        mag, ref = mag[:, inside], ref[inside]
+        m["uncertainty_pixels"] = float(inside.mean())
+    m.update(uncertainty_report(mag, ref, calibration))
+    if calibration is not None:
+        m["calibration_q"] = float(calibration.q)
+    return conformal_scores(mag, ref, k=2.0 if calibration is None else float(calibration.k))
+
+
+def _visibility_fit(problem: Problem, method: Any, mean: Tensor, info: dict[str, Any],
+                    m: dict[str, Any]) -> list[str]:
     """χ² per data product (ehtim's definitions) into ``m``, and the honest-failure warnings of the fit."""
     from ambient_imaging.sampling.likelihoods import chi2_report
     from ambient_imaging.sampling.rml import fit_warnings
@@ -182,12 +228,12 @@ def _visibility_fit(problem: Problem, name: str, mean: Tensor, info: dict[str, A
     fitted = {k: v for k, v in info.items() if k.startswith("chi2_") and k != "chi2_red" and isinstance(v, list)}
     if fitted:  # the RML imager reports the products it fitted (and those it did not, unwarned)
         m.update({k: float(v[0]) for k, v in fitted.items() if v and isinstance(v[0], (int, float))})
-        return [] if name == "zero-filled" else fit_warnings(info, image=mean)
+        return fit_warnings(info, image=mean) if getattr(method, "is_fit", True) else []
     x = (mean.real if mean.is_complex() else mean)[None].to(torch.float64)
     try:
         m.update(chi2_report(x, problem.y, problem.op.to(dtype=torch.float64)))
     except (ValueError, RuntimeError) as err:  # e.g. too few stations per integration for closures
         m["chi2_note"] = str(err)
-    if name == "zero-filled":  # the dirty image is not a fit: report, do not warn
+    if not getattr(method, "is_fit", True):  # the dirty image is not a fit: report, do not warn
         return []
     return fit_warnings({"chi2_red": [m.get("chi2_red", float("nan"))]}, image=mean)

@@ -3,25 +3,20 @@
 Samplers share one interface: ``sampler(net, y, op, samples=K, mask_channels=k)``
 returns a :class:`Reconstruction` with ``samples (B, K, C, H, W)``, ``mean``,
 ``std`` and the number of network evaluations ``nfe``. Baselines take
-``baseline(y, op)`` and return the same type (K = 1). :func:`reconstruct` is the
-entry point that checks a prior against the data, handles units and reports the
-data fidelity; :func:`sample` draws unconditional samples. See ``docs/sampling.md``.
+``baseline(y, op)`` and return the same type (K = 1). Every method is a
+:class:`Method` in one registry (:data:`METHODS`, :func:`make_method`);
+:func:`run_method` runs a ready one (checks the prior against the data, handles
+units, reports the data fidelity); :func:`sample` draws unconditional samples.
+See ``docs/sampling.md``.
 """
 
 from .ambient_mmps import AmbientMMPS
-from .api import check_prior, data_fidelity, reconstruct, sample
-from .baselines import RMLTV, SENSE, L1Wavelet, ZeroFilled, choose_lambda
+from .api import check_prior, data_fidelity, run_method, sample
+from .baselines import RMLTV, SENSE, TV, L1Wavelet, ZeroFilled, choose_lambda
 from .cg import batch_inner, conjugate_gradient
-from .defaults import (
-    DEFAULT_SAMPLES,
-    SAMPLER_NAMES,
-    default_posterior_sampler,
-    default_sampler_name,
-    is_ambient_prior,
-    make_posterior_sampler,
-)
-from .denoiser import ConditionedDenoiser, Denoiser, Reconstruction, repeat_operator
-from .dps import ADPS, DPS
+from .daps import DAPS
+from .denoiser import ConditionedDenoiser, Denoiser, Reconstruction, SupportDenoiser, repeat_operator, restrict_to
+from .dps import ADPS, DPS, DPSGuidance
 from .likelihoods import (
     LIKELIHOODS,
     AmplitudeLikelihood,
@@ -33,15 +28,17 @@ from .likelihoods import (
     make_likelihoods,
     parse_data_terms,
 )
-from .mmps import MMPS
+from .method import KINDS, Method, check_number, check_options
+from .mmps import MMPS, MomentMatchingDenoiser
 from .onestep import OneStep
-from .posterior import PosteriorSampler, expand_measurements, noise_variance
+from .posterior import PosteriorSampler, expand_measurements, noise_variance, prior_type
+from .registry import METHODS, get_method, make_method, method_names, methods_taking
 from .rml import RML, fit_warnings, rml_from_options
-from .schedule import edm_sigmas, image_noise
+from .schedule import edm_sigmas, image_noise, sigma_range
 from .unconditional import EDMSampler, FixedMaskSampler, TruncatedSampler, edm_loop
 
 __all__ = [
-    "reconstruct",
+    "run_method",
     "sample",
     "data_fidelity",
     "check_prior",
@@ -49,17 +46,26 @@ __all__ = [
     "ZeroFilled",
     "SENSE",
     "L1Wavelet",
+    "TV",
     "RMLTV",
     "choose_lambda",
     "DPS",
     "MMPS",
     "AmbientMMPS",
-    "default_posterior_sampler",
-    "default_sampler_name",
-    "make_posterior_sampler",
-    "is_ambient_prior",
-    "DEFAULT_SAMPLES",
-    "SAMPLER_NAMES",
+    "DAPS",
+    "DPSGuidance",
+    "MomentMatchingDenoiser",
+    "Method",
+    "KINDS",
+    "METHODS",
+    "get_method",
+    "make_method",
+    "method_names",
+    "methods_taking",
+    "check_number",
+    "check_options",
+    "prior_type",
+    "sigma_range",
     "OneStep",
     "EDMSampler",
     "FixedMaskSampler",
@@ -68,6 +74,8 @@ __all__ = [
     "ConditionedDenoiser",
     "Denoiser",
     "Reconstruction",
+    "SupportDenoiser",
+    "restrict_to",
     "conjugate_gradient",
     "batch_inner",
     "edm_loop",

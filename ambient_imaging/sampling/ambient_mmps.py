@@ -46,10 +46,11 @@ class AmbientMMPS(MMPS):
     warm start, ``sigma_y_floor``); the extra cost is one Jacobian-vector product per
     denoiser call (forward-mode AD). ``subsample_delta`` (default 0: ``Ã = A``) draws
     ``Ã = A.subsample(δ)`` per sample instead (the operator's protected rows are kept).
-    MMPS's deprecated ``tilde_delta`` is ignored here.
+    Not a default sampler: exact on the toy, it diverged with trained networks (``docs/sampling.md``).
     """
 
     name: ClassVar[str] = "ambient-mmps"
+    prior_types = frozenset({"ambient"})
 
     subsample_delta: float = 0.0
 

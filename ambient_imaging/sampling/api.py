@@ -1,10 +1,10 @@
-"""One entry point: measurements + operator (+ prior) → samples, mean, std, data fidelity.
+"""Run a ready method on measurements: normalise → run → denormalise → data fidelity.
 
-:func:`reconstruct` checks that the prior fits the measurements (operator
-family, real/complex, channels), brings the measurements to the prior's
-units (the normalisation rule stored with the prior), runs a sampler or a
-classical baseline, and returns the result in the file's units with its data
-fidelity. :func:`sample` draws unconditional samples from a prior.
+:func:`run_method` checks that the prior fits the measurements (operator family, real/complex,
+channels), brings the measurements to the prior's units (the normalisation stored with the
+prior), runs a posterior sampler or a classical method, and returns the result in the file's
+units with its data fidelity. Defaults, scoring and the honest-failure checks live one layer up,
+in :func:`ambient_imaging.reconstruction.reconstruct`. :func:`sample` draws unconditional samples.
 """
 
 from __future__ import annotations
@@ -17,32 +17,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ambient_imaging.operators import ComposedOperator, GaussianNoise, LinearOperator, PixelMask
-from ambient_imaging.operators.base import ScaledOperator, expand_sigma
+from ambient_imaging.operators import LinearOperator
+from ambient_imaging.operators.base import expand_sigma
 from ambient_imaging.problems import Normalisation
 
-from .baselines import RMLTV, SENSE, L1Wavelet, ZeroFilled
-from .denoiser import Reconstruction
-from .dps import ADPS
-from .mmps import MMPS
-from .posterior import PosteriorSampler
-from .rml import RML
+from .baselines import ZeroFilled
+from .denoiser import Reconstruction, SupportDenoiser
+from .method import Method
+from .schedule import sigma_range
 from .unconditional import EDMSampler, TruncatedSampler
 
 __all__ = [
-    "reconstruct",
+    "run_method",
     "sample",
     "data_fidelity",
-    "operator_family",
     "check_prior",
     "normalisation",
     "prior_normalisation",
-    "BASELINES",
     "check_measurements",
 ]
-
-#: classical methods: they need no prior
-BASELINES = (ZeroFilled, SENSE, L1Wavelet, RMLTV, RML)
 
 _FAMILY_WORDS = {
     "mri": "multi-coil MRI k-space",
@@ -50,26 +43,6 @@ _FAMILY_WORDS = {
     "mask": "masked images (inpainting)",
     "noise": "noisy images (denoising)",
 }
-
-
-def operator_family(op: LinearOperator) -> str:
-    """``"mri"``, ``"interferometry"``, ``"mask"`` or ``"noise"`` (what a prior's ``family`` names)."""
-    if isinstance(op, ComposedOperator):
-        sub = op.subsampling_factor()
-        if sub is not None:
-            return operator_family(sub)
-        return operator_family(op.inner) if not isinstance(op.inner, GaussianNoise) else "noise"
-    if isinstance(op, ScaledOperator):
-        return operator_family(op.op)
-    if hasattr(op, "sens_maps"):
-        return "mri"
-    if hasattr(op, "pixel_scale"):
-        return "interferometry"
-    if isinstance(op, PixelMask):
-        return "mask"
-    if isinstance(op, GaussianNoise):
-        return "noise"
-    return type(op).__name__
 
 
 def _compatible(prior_family: str, op_family: str) -> bool:
@@ -81,7 +54,7 @@ def _compatible(prior_family: str, op_family: str) -> bool:
 
 def check_prior(prior: Any, y: Tensor, op: LinearOperator) -> None:
     """Raise a clear error unless ``prior`` can reconstruct measurements ``y`` of ``op``."""
-    fam = operator_family(op)
+    fam = op.family
     if not _compatible(prior.family, fam):
         raise ValueError(
             f"this prior was trained on {_FAMILY_WORDS.get(prior.family, prior.family)} (family "
@@ -167,34 +140,29 @@ def data_fidelity(x: Tensor, y: Tensor, op: LinearOperator) -> dict[str, list[fl
 
 
 # --------------------------------------------------------------------------- entry points
-def _fit_sigma_range(method: Any, prior: Any) -> Any:
-    """Keep the sampler inside the σ range the prior was trained for (Tweedie priors stop at σ_n)."""
-    if not dataclasses.is_dataclass(method) or not hasattr(method, "sigma_min"):
-        return method
-    lo = max(float(method.sigma_min), float(getattr(prior, "sigma_min", 0.0)))
-    hi = min(float(method.sigma_max), float(getattr(prior, "sigma_max", math.inf)))
-    return dataclasses.replace(method, sigma_min=lo, sigma_max=max(hi, lo))
-
-
-def reconstruct(
+def run_method(
     y: Tensor,
     op: LinearOperator,
     prior: Any | None = None,
-    method: PosteriorSampler | ZeroFilled | SENSE | L1Wavelet | RMLTV | None = None,
+    method: Method | None = None,
     *,
     samples: int = 1,
     generator: torch.Generator | None = None,
     scale: Tensor | None = None,
+    support: Tensor | None = None,
 ) -> Reconstruction:
-    """Reconstruct measurements ``y = A x + ε`` (``B`` of them, in the file's units).
+    """Run ``method`` on measurements ``y = A x + ε`` (``B`` of them, in the file's units).
 
     Args:
         y: measurements ``(B, ...)``; op: their operator (batch 1 or B) with its noise.
         prior: a :class:`~ambient_imaging.training.Prior` (``None`` for classical methods).
-        method: a posterior sampler (:class:`MMPS` by default when a prior is given) or a
-            baseline (:class:`ZeroFilled` by default without a prior).
-        samples: K posterior samples per measurement (baselines give one).
+        method: a ready method (``make_method(name, prior)`` or a sampler/baseline object;
+            :class:`ZeroFilled` when ``None``). A posterior sampler is kept inside the prior's σ
+            range (:meth:`~ambient_imaging.sampling.PosteriorSampler.fit`, idempotent).
+        samples: K posterior samples per measurement (classical methods give one).
         scale: override the prior's normalisation with explicit per-measurement scales.
+        support: boolean ``(B or 1, 1, H, W)`` image support (MRI: where the coil maps are non-zero);
+            a posterior sampler's prior and samples are restricted to it (:class:`SupportDenoiser`).
 
     Returns:
         :class:`Reconstruction` (file units): ``samples (B, K, C, H, W)``, ``mean``, ``std``,
@@ -202,31 +170,32 @@ def reconstruct(
         (``residual_rel``, ``chi2_red``, see :func:`data_fidelity`).
     """
     t0 = time.perf_counter()
-    if method is None:
-        method = MMPS() if prior is not None else ZeroFilled()
+    method = ZeroFilled() if method is None else method
     check_measurements(y, op)
-    if isinstance(method, L1Wavelet):  # λ is relative to O(1) images: work in normalised units
-        norm = Normalisation("measurement").resolve(y, op)
-        y_n, op_n = norm.to_prior(y, op)
-        rec = norm.to_file(method(y_n, op_n))
-    elif isinstance(method, BASELINES):
-        rec = method(y, op)
+    if not getattr(method, "needs_prior", True):
+        if getattr(method, "normalised", False):  # a relative λ: work on O(1) images
+            norm = Normalisation("measurement").resolve(y, op)
+            y_n, op_n = norm.to_prior(y, op)
+            rec = norm.to_file(method(y_n, op_n))
+        else:
+            rec = method(y, op)
     else:
         if prior is None:
             raise ValueError(f"{type(method).__name__} needs a prior (--prior RUN_DIR); classical methods do not")
         check_prior(prior, y, op)
-        method = _fit_sigma_range(method, prior)
-        delta = float(getattr(prior, "delta", 0.0))
-        if isinstance(method, ADPS) and method.tilde_op is None and delta > 0:
-            method = dataclasses.replace(method, delta=delta)
+        if hasattr(method, "fit"):
+            method = method.fit(prior)
         norm = normalisation(prior, y, op, scale)
         y_p, op_p = norm.to_prior(y, op)
         dev = next(iter(prior.denoiser.parameters()), torch.empty(0)).device
         if y_p.device != dev:
             y_p, op_p = y_p.to(dev), op_p.to(dev)
-        rec = method(prior.denoiser, y_p, op_p, samples=samples, mask_channels=int(prior.mask_channels),
-                     generator=generator)
+        net = prior.denoiser if support is None else SupportDenoiser(prior.denoiser, support.to(dev))
+        rec = method(net, y_p, op_p, samples=samples, mask_channels=int(prior.mask_channels), generator=generator)
         rec.samples = rec.samples.to(y.device)
+        if support is not None:
+            keep = support.to(device=y.device, dtype=rec.samples.real.dtype)
+            rec.samples = rec.samples * keep.reshape(keep.shape[0], 1, *keep.shape[1:])
         rec = norm.to_file(rec)
     rec.info["seconds"] = time.perf_counter() - t0
     rec.info.update(data_fidelity(rec.mean, y, op))
@@ -252,7 +221,8 @@ def sample(
             sampler = TruncatedSampler(sigma_n=float(prior.noise_sigma))
         else:
             sampler = EDMSampler()
-    sampler = _fit_sigma_range(sampler, prior)
+    lo, hi = sigma_range(prior, sampler.sigma_min, sampler.sigma_max, noise_floor=False)
+    sampler = dataclasses.replace(sampler, sigma_min=lo, sigma_max=hi)
     c, h, w = image_shape or tuple(prior.image_shape)
     p = next(iter(prior.denoiser.parameters()), None)
     dev = p.device if p is not None else torch.device("cpu")

@@ -38,8 +38,10 @@ from ambient_imaging.operators.base import real_dtype_like
 
 from .cg import batch_inner, conjugate_gradient
 from .denoiser import Reconstruction
+from .method import Method
 
-__all__ = ["ZeroFilled", "SENSE", "L1Wavelet", "RMLTV", "choose_lambda", "data_scale", "noise_level"]
+__all__ = ["ZeroFilled", "SENSE", "L1Wavelet", "TV", "RMLTV", "choose_lambda", "data_scale", "noise_level",
+           "SENSE_GRID", "SPARSE_GRID", "LAMDA_RULES"]
 
 
 def _single(x: Tensor) -> Reconstruction:
@@ -47,8 +49,11 @@ def _single(x: Tensor) -> Reconstruction:
 
 
 @dataclass
-class ZeroFilled:
+class ZeroFilled(Method):
     """``A^H y`` (``op.measurements_to_image``): zero-filled / dirty image."""
+
+    name = "zero-filled"
+    is_fit = False  # the dirty image is reported, not judged as a fit
 
     def __call__(self, y: Tensor, op: LinearOperator) -> Reconstruction:
         with torch.no_grad():
@@ -103,105 +108,201 @@ def _per_sample(t: Tensor, like: Tensor) -> Tensor:
     return t.to(device=like.device, dtype=real_dtype_like(like.dtype)).reshape(-1, *([1] * (like.ndim - 1)))
 
 
+#: λ grid of the k-space cross-validation rule, CG-SENSE (Tikhonov weight, ``A^H A`` has eigenvalues in [0, 1])
+SENSE_GRID = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+#: λ grid of the k-space cross-validation rule, ℓ1-wavelet and TV (relative to :func:`data_scale`)
+SPARSE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+#: the rules that set λ when ``lamda`` is not given
+LAMDA_RULES = ("cv", "noise")
+
+
+def _check_rule(cls: str, lamda: float | None, rule: str) -> None:
+    if lamda is not None and not (math.isfinite(lamda) and lamda >= 0):
+        raise ValueError(f"{cls}: lamda must be a finite number >= 0, got {lamda}")
+    if rule not in LAMDA_RULES:
+        raise ValueError(f"{cls}: rule must be one of {', '.join(LAMDA_RULES)}, got {rule!r}")
+
+
 @dataclass
-class SENSE:
-    """CG-SENSE: ``(A^H A + λ I) x = A^H y`` by batched conjugate gradients.
+class SENSE(Method):
+    """CG-SENSE: ``(A^H A + λ I) x = A^H y`` by batched conjugate gradients (any number of map sets).
 
     ``lamda``: Tikhonov weight λ (dimensionless: ``A^H A`` has no units, so the result scales
-    with ``y`` whatever λ). ``None`` (default): ``λ = noise_factor · σ / s`` per measurement
-    (σ = :func:`noise_level`, s = :func:`data_scale`), i.e. none for noiseless data (then exact
-    least squares, e.g. fully sampled data) and more for noisier data: plain CG on undersampled
-    normal equations amplifies noise with every iteration (semi-convergence), which is how
-    unregularised CG-SENSE falls below zero-filled at R = 4. ``noise_factor = 0.5`` was the best
-    or within 0.4 dB of the best of {0.1, 0.25, 0.5, 1, 2} on simulated 8-coil data at SNR 5-50.
-    ``max_iter = 30``, ``tol = 1e-6``.
+    with ``y`` whatever λ); then ``max_iter`` iterations (30). ``None`` (default): chosen from the
+    data by ``rule``:
+
+    * ``"cv"`` (default): k-space cross-validation (:mod:`ambient_imaging.sampling.lamda_cv`):
+      the measured non-ACS lines are dealt into 5 folds of 20 %; holding out each in turn, CG runs
+      on the rest for every λ of ``grid`` and every iteration count up to ``max_iter``, and the pair
+      whose images best predict the held-out lines (mean over the folds) is used on all the data.
+      Plain CG on undersampled normal equations amplifies
+      noise with every iteration (semi-convergence): the iteration count is a regulariser too.
+    * ``"noise"``: ``λ = noise_factor · σ / s`` (σ = :func:`noise_level`, s = :func:`data_scale`),
+      ``max_iter`` iterations (the rule before cross-validation; tuned on simulated data only).
     """
+
+    name = "sense"
+    kinds = frozenset({"mri"})
+    options = frozenset({"lamda"})
 
     max_iter: int = 30
     tol: float = 1e-6
     lamda: float | None = None
     noise_factor: float = 0.5
+    rule: str = "cv"
+    grid: tuple[float, ...] = SENSE_GRID
+    holdout: float = 0.2
+    folds: int = 5
 
     def lamdas(self, y: Tensor, op: LinearOperator) -> Tensor:
-        """The λ used for each measurement ``(B,)``."""
+        """The λ of the ``"noise"`` rule (or the given one) for each measurement ``(B,)``."""
+        _check_rule("SENSE", self.lamda, self.rule)
         if self.lamda is not None:
-            if not (math.isfinite(self.lamda) and self.lamda >= 0):
-                raise ValueError(f"SENSE: lamda must be a finite number >= 0, got {self.lamda}")
             return torch.full((y.shape[0],), float(self.lamda), dtype=torch.float64)
         return self.noise_factor * noise_level(y, op) / data_scale(y, op)
 
+    def cross_validate(self, y: Tensor, op: LinearOperator) -> tuple[float, int, dict[str, float]]:
+        """``(λ, iterations, {"λ@n": held-out error})`` chosen by k-space cross-validation."""
+        from .lamda_cv import cg_path, prediction_error, split_rows
+
+        errors: dict[str, float] = {}
+        for fold in range(self.folds):
+            split = split_rows(y, op, self.holdout, fold=fold)
+            rhs = split.fit.adjoint(split.y_fit)
+            for lam in self.grid:
+                path = cg_path(lambda v, lam=lam, fit=split.fit: fit.normal(v) + lam * v, rhs, self.max_iter)
+                for n, x in enumerate(path, start=1):
+                    key = f"{lam:g}@{n}"
+                    errors[key] = errors.get(key, 0.0) + float(prediction_error(split, x).mean()) / self.folds
+        key = min(errors, key=errors.get)
+        lam_s, n_s = key.split("@")
+        return float(lam_s), int(n_s), errors
+
     def __call__(self, y: Tensor, op: LinearOperator) -> Reconstruction:
+        info: dict = {}
         with torch.no_grad():
-            lam = self.lamdas(y, op)
+            if self.lamda is None and self.rule == "cv" and _cv_possible(op, info):
+                lam_v, iters, errors = self.cross_validate(y, op)
+                lam = torch.full((y.shape[0],), lam_v, dtype=torch.float64)
+                info["cv_errors"] = errors
+            else:
+                lam, iters = self.lamdas(y, op), self.max_iter
             rhs = op.adjoint(y)
             lam_b = _per_sample(lam, rhs)
-            x, it = conjugate_gradient(lambda v: op.normal(v) + lam_b * v, rhs, max_iter=self.max_iter,
-                                       tol=self.tol)
+            x, it = conjugate_gradient(lambda v: op.normal(v) + lam_b * v, rhs, max_iter=iters, tol=self.tol)
         rec = _single(x)
         rec.info.update(method="sense", cg_iterations=it, lamda=lam.tolist(),
-                        lamda_rule="given" if self.lamda is not None else "noise")
+                        lamda_rule="given" if self.lamda is not None else info.pop("rule", self.rule), **info)
         return rec
+
+
+def _cv_possible(op: LinearOperator, info: dict) -> bool:
+    """Whether k-space cross-validation can run (rows outside the ACS exist); otherwise the ``"noise"``
+    rule is used and ``info`` says why."""
+    from .lamda_cv import can_hold_out
+
+    if can_hold_out(op):
+        return True
+    info.update(rule="noise", lamda_note="every measured line is an ACS line: nothing to hold out for "
+                "cross-validation; λ from the noise level")
+    return False
 
 
 def _sens_maps(op: LinearOperator) -> Tensor:
     maps = getattr(op, "sens_maps", None)
     if maps is None:
-        raise TypeError(f"L1Wavelet needs a multi-coil MRI operator with sens_maps, got {op!r}")
+        raise TypeError(f"the sparse MRI baselines need a multi-coil MRI operator with sens_maps, got {op!r}")
     return maps
 
 
 @dataclass
-class L1Wavelet:
-    """ℓ1-wavelet compressed sensing (sigpy ``L1WaveletRecon``) for Cartesian multi-coil MRI.
+class L1Wavelet(Method):
+    """ℓ1-wavelet compressed sensing (sigpy's ``L1WaveletRecon``) for Cartesian multi-coil MRI.
 
-    Solves ``min_x ½‖M F S x − y/s‖² + λ ‖Ψ x‖₁`` (``Ψ``: ``wave_name`` wavelets) and returns
-    ``s x``, where ``s`` = :func:`data_scale` (99th percentile of ``|A^H y|``): ``lamda`` is
-    **relative to the data's scale** and the result does not depend on the units of ``y``.
-    ``lamda=None`` (default) sets it from the noise: ``λ = noise_factor · σ / s``
-    (σ = :func:`noise_level`), or ``default_lamda`` when the noise is unknown (0). Tune it on a
-    validation slice with :func:`choose_lambda` when one exists. ``noise_factor = 0.25`` was the
-    best or within 0.4 dB of the best of {0.1, 0.25, 0.5, 1, 2, 4} on simulated 8-coil data
-    (SNR 5-50, R = 3-4). Runs on CPU with sigpy, one slice at a time.
+    Solves ``min_x ½‖M F Σ_m S_m x_m − y/s‖² + λ ‖Ψ x‖₁`` (``Ψ``: ``wave_name`` wavelets of each of
+    the ``M`` image components, one per set of coil maps; :mod:`ambient_imaging.sampling.sparse_mri`)
+    and returns ``s x``, where ``s`` = :func:`data_scale` (99th percentile of ``|A^H y|``): ``lamda``
+    is **relative to the data's scale** and the result does not depend on the units of ``y``.
+    ``lamda=None`` (default) chooses it from the data by ``rule``: ``"cv"`` (default) — k-space
+    cross-validation over ``grid`` (:mod:`ambient_imaging.sampling.lamda_cv`: the λ whose images best
+    predict held-out measured lines, 20 % at a time, ``folds`` times); ``"noise"`` — ``λ = noise_factor · σ / s``
+    (σ = :func:`noise_level`), or ``default_lamda`` when the noise is unknown (0).
+    :func:`choose_lambda` tunes it against a reference (validation data, or an oracle in
+    benchmarks). Runs on CPU with sigpy, one slice at a time.
     """
+
+    name = "l1-wavelet"
+    kinds = frozenset({"mri"})
+    options = frozenset({"lamda"})
+    normalised = True  # λ is relative to O(1) images
 
     lamda: float | None = None
     max_iter: int = 100
     wave_name: str = "db4"
     noise_factor: float = 0.25
     default_lamda: float = 1e-3
+    rule: str = "cv"
+    grid: tuple[float, ...] = SPARSE_GRID
+    holdout: float = 0.2
+    folds: int = 2
+    regulariser: str = "l1-wavelet"
 
     def lamdas(self, y: Tensor, op: LinearOperator) -> Tensor:
-        """The relative λ used for each measurement ``(B,)``."""
+        """The relative λ of the ``"noise"`` rule (or the given one) for each measurement ``(B,)``."""
+        _check_rule(type(self).__name__, self.lamda, self.rule)
         if self.lamda is not None:
-            if not (math.isfinite(self.lamda) and self.lamda >= 0):
-                raise ValueError(f"L1Wavelet: lamda must be a finite number >= 0, got {self.lamda}")
             return torch.full((y.shape[0],), float(self.lamda), dtype=torch.float64)
         rel = self.noise_factor * noise_level(y, op) / data_scale(y, op)
         return torch.where(rel > 0, rel, torch.full_like(rel, self.default_lamda))
 
-    def __call__(self, y: Tensor, op: LinearOperator) -> Reconstruction:
-        import sigpy.mri.app as app
+    def solve(self, y: Tensor, op: LinearOperator, lamda: Tensor | float) -> Tensor:
+        """The regularised image ``(B, M, H, W)`` of ``y`` for the relative ``lamda`` (a float or ``(B,)``)."""
+        from .sparse_mri import SOLVERS
 
-        maps = _sens_maps(op)
-        mask = op.mask_channels()
+        maps, mask = _sens_maps(op), op.mask_channels()
         if mask is None:
-            raise TypeError(f"L1Wavelet: {op!r} exposes no k-space mask (mask_channels)")
+            raise TypeError(f"{type(self).__name__}: {op!r} exposes no k-space mask (mask_channels)")
         scale = data_scale(y, op)
-        lam = self.lamdas(y, op)
+        lam = torch.as_tensor(lamda, dtype=torch.float64).reshape(-1).expand(y.shape[0])
         out = []
         for b in range(y.shape[0]):
             mps = maps[b if maps.shape[0] > 1 else 0].detach().cpu().numpy().astype(np.complex128)
             w = mask[b if mask.shape[0] > 1 else 0, 0].detach().cpu().numpy().astype(np.float64)
             yb = y[b].detach().cpu().numpy().astype(np.complex128) / float(scale[b])
-            if yb.shape != mps.shape:
-                raise ValueError(f"L1Wavelet: k-space {yb.shape} does not match coil maps {mps.shape}")
-            img = app.L1WaveletRecon(yb * w, mps, float(lam[b]), weights=w, wave_name=self.wave_name,
-                                     max_iter=self.max_iter, show_pbar=False).run()
-            out.append(torch.as_tensor(np.asarray(img) * float(scale[b])).to(device=y.device, dtype=y.dtype))
-        rec = _single(torch.stack(out)[:, None])
-        rec.info.update(method="l1-wavelet", lamda=lam.tolist(), scale=scale.tolist(),
-                        lamda_rule="given" if self.lamda is not None else "noise")
+            if yb.shape != mps.shape[-3:]:
+                raise ValueError(f"{type(self).__name__}: k-space {yb.shape} does not match coil maps {mps.shape}")
+            img = SOLVERS[self.regulariser](yb, mps, w, float(lam[b]), self.max_iter, self.wave_name)
+            img = torch.as_tensor(np.asarray(img) * float(scale[b])).to(device=y.device, dtype=y.dtype)
+            out.append(img if img.ndim == 3 else img[None])
+        return torch.stack(out)
+
+    def __call__(self, y: Tensor, op: LinearOperator) -> Reconstruction:
+        info: dict = {}
+        if self.lamda is None and self.rule == "cv" and _cv_possible(op, info):
+            from .lamda_cv import cross_validate
+
+            best, errors = cross_validate(y, op, self.solve, self.grid, self.holdout, folds=self.folds)
+            lam = torch.full((y.shape[0],), best, dtype=torch.float64)
+            info["cv_errors"] = {f"{k:g}": v for k, v in errors.items()}
+        else:
+            lam = self.lamdas(y, op)
+        rec = _single(self.solve(y, op, lam))
+        rec.info.update(method=self.name, lamda=lam.tolist(), scale=data_scale(y, op).tolist(),
+                        lamda_rule="given" if self.lamda is not None else info.pop("rule", self.rule), **info)
         return rec
+
+
+@dataclass
+class TV(L1Wavelet):
+    """Total-variation compressed sensing (sigpy's ``TotalVariationRecon``: ℓ1 of the finite
+    differences along both image axes, primal-dual hybrid gradient), any number of map sets.
+
+    The same data scaling, λ rules (k-space cross-validation by default) and options as
+    :class:`L1Wavelet`; ``wave_name`` is unused.
+    """
+
+    name = "tv"
+    regulariser: str = "tv"
 
 
 def choose_lambda(
@@ -210,23 +311,28 @@ def choose_lambda(
     reference: Tensor,
     grid: Sequence[float] = (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
     max_iter: int = 100,
-    crop: int | None = None,
+    crop: int | tuple[int, int] | None = None,
+    method: type[L1Wavelet] | type[SENSE] | None = None,
 ) -> tuple[float, dict[float, float]]:
-    """Grid search for :class:`L1Wavelet`'s relative ``lamda`` maximising PSNR (magnitude) on validation data.
+    """Grid search for a baseline's ``lamda`` maximising PSNR (magnitude) against ``reference``
+    (validation data, or the oracle rows of a benchmark); ``method``: :class:`L1Wavelet` (default),
+    :class:`TV` or :class:`SENSE`.
 
-    ``grid`` values are relative to the data's scale (:func:`data_scale`), so the best value
-    carries over to data in other units. Returns ``(best lamda, {lamda: psnr})``.
+    ``grid`` values are relative to the data's scale (:func:`data_scale`) for the sparse methods, so
+    the best value carries over to data in other units. Several sets of maps: the image is the
+    root-sum-of-squares over its components. Returns ``(best lamda, {lamda: psnr})``.
     """
     from ambient_imaging.metrics import psnr
     from ambient_imaging.metrics.image import center_crop
 
+    cls = method or L1Wavelet
     ref = reference.abs() if reference.is_complex() else reference
+    ref = ref.reshape(-1, *ref.shape[-2:])
     scores = {}
     for lam in grid:
-        est = L1Wavelet(lamda=lam, max_iter=max_iter)(y, op).mean.abs()
-        a, b = ref.reshape(-1, *ref.shape[-2:]), est.reshape(-1, *est.shape[-2:])
-        if crop is not None:
-            a, b = center_crop(a, crop), center_crop(b, crop)
+        rec = cls(lamda=lam, max_iter=max_iter)(y, op)
+        est = (rec.mean.abs() ** 2).sum(-3).sqrt().reshape(-1, *ref.shape[-2:])
+        a, b = (center_crop(ref, crop), center_crop(est, crop)) if crop is not None else (ref, est)
         scores[float(lam)] = psnr(a, b)
     best = max(scores, key=scores.get)
     return best, scores
@@ -240,7 +346,7 @@ def _tv(x: Tensor, eps: float) -> Tensor:
 
 
 @dataclass
-class RMLTV:
+class RMLTV(Method):
     """Regularised maximum likelihood image for interferometry (TV + positivity).
 
     ``min_{x ≥ 0} ½ Σ_m w_m |(A x)_m − y_m|² / Σ w + lamda · s · TV_ε(x)`` where
@@ -250,6 +356,10 @@ class RMLTV:
     power iteration on the data term plus ``8 lamda s / ε`` for the TV term.
     Defaults: ``lamda = 1e-3``, ``eps = 1e-2``, ``steps = 300``.
     """
+
+    name = "rml-tv"
+    kinds = frozenset({"visibilities"})
+    options = frozenset({"lamda"})
 
     lamda: float = 1e-3
     eps: float = 1e-2

@@ -11,7 +11,7 @@ from torch import Tensor
 from ambient_imaging.operators import LinearOperator
 from ambient_imaging.operators.base import real_dtype_like
 
-__all__ = ["Denoiser", "ConditionedDenoiser", "Reconstruction", "repeat_operator"]
+__all__ = ["Denoiser", "ConditionedDenoiser", "SupportDenoiser", "Reconstruction", "repeat_operator", "restrict_to"]
 
 
 class Denoiser(Protocol):
@@ -62,6 +62,35 @@ class ConditionedDenoiser:
         x_in = self.op.measurements_to_image(self.op.restrict(self.op.forward(x))) if self.op is not None else x
         self.nfe += 1
         return self.net(x_in, s, self._mask(x))
+
+
+def restrict_to(x: Tensor, support: Tensor | None) -> Tensor:
+    """``x · support`` (``support`` boolean ``(B_s, 1, H, W)``, repeated when ``x`` holds ``B_s × K`` rows);
+    ``None``: ``x``. The image outside the support (e.g. where coil maps vanish) is set to 0."""
+    if support is None:
+        return x
+    s = support.to(device=x.device, dtype=real_dtype_like(x.dtype))
+    lead = x.shape[0]
+    if s.shape[0] not in (1, lead):
+        s = s.repeat_interleave(lead // s.shape[0], dim=0)
+    return x * s.reshape(s.shape[0], *([1] * (x.ndim - s.ndim)), *s.shape[1:])
+
+
+class SupportDenoiser(torch.nn.Module):
+    """A prior restricted to an image support: ``net(x, σ, mask) · support``.
+
+    For multi-coil MRI the image is only defined where the coil maps are non-zero: there ``A x = 0``
+    for every ``x`` (the null space of ``A``) and the SENSE-1 reference is 0. Restricting the
+    denoiser's output there makes every sampler's ODE take those pixels to 0 as ``σ → 0`` instead of
+    painting structure the data cannot see (``docs/sampling.md``)."""
+
+    def __init__(self, net: Denoiser, support: Tensor):
+        super().__init__()
+        self.net = net
+        self.support = support.bool()
+
+    def forward(self, x: Tensor, sigma: Tensor, mask: Tensor | None = None) -> Tensor:
+        return restrict_to(self.net(x, sigma, mask), self.support)
 
 
 def repeat_operator(op: LinearOperator, batch: int, samples: int) -> LinearOperator:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ambient_imaging.interferometry.flux import estimate_total_flux
+from ambient_imaging.interferometry.compact import ZBL_UV_CUT, compact_flux_data
 
 from .denoiser import ConditionedDenoiser, Reconstruction
 from .likelihoods import make_likelihoods, parse_data_terms
@@ -38,10 +38,12 @@ class LikelihoodDPS:
     Args:
         data_terms: e.g. ``"cphase,logcamp"`` or ``{"cphase": 1, "logcamp": 1, "amp": 0.1}``.
         steps, sigma_min, sigma_max, rho: EDM schedule.
-        zeta: DPS step size. total_flux: Jy (default: :func:`estimate_total_flux`).
+        zeta: DPS step size. total_flux: the compact flux in Jy (default estimated; intra-site
+            baselines are rescaled to it: :func:`~ambient_imaging.interferometry.compact.compact_flux_data`).
         flux_per_image: the prior's total per image in prior units (1 for the ``"flux"`` rule).
         flux_sigma: fractional std of a Gaussian constraint on the total flux of ``s · D(x, σ)``
             (closure quantities do not constrain it; ``None`` disables it).
+        zbl_uv_cut: intra-site baselines are shorter (wavelengths); ``None``: no compact-flux handling.
     """
 
     data_terms: dict[str, float] | str | None = None
@@ -53,6 +55,7 @@ class LikelihoodDPS:
     total_flux: float | None = None
     flux_per_image: float = 1.0
     flux_sigma: float | None = 0.05
+    zbl_uv_cut: float | None = ZBL_UV_CUT
     progress: bool = False
     info_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,7 +83,8 @@ class LikelihoodDPS:
     def _single(self, net, y: Tensor, op, k: int, mask_channels: int, generator) -> tuple[Tensor, dict]:
         y = y.to(torch.complex128)
         op = op.to(dtype=torch.float64)
-        flux = float(self.total_flux) if self.total_flux is not None else float(estimate_total_flux(y, op)[0])
+        y, op, compact = compact_flux_data(y, op, self.total_flux, self.zbl_uv_cut)
+        flux = compact.flux
         scale = flux / float(self.flux_per_image)
         liks = make_likelihoods(y, op, self.data_terms)
         den = ConditionedDenoiser(net, None, mask_channels)
@@ -112,5 +116,6 @@ class LikelihoodDPS:
             info = {f"chi2_{n}": float(lk.chi2(mean)[0]) for n, lk in liks.items()}
             info["chi2_samples"] = {f"chi2_{n}": lk.chi2(img).tolist() for n, lk in liks.items()}
         info["total_flux"] = flux
+        info["compact_flux"] = compact.describe()
         info["all_zero"] = bool(float(mean.abs().max()) <= 0)
         return img, info

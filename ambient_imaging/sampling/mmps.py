@@ -42,11 +42,11 @@ from ambient_imaging.operators import LinearOperator, real_inner
 
 from .cg import conjugate_gradient
 from .denoiser import ConditionedDenoiser, Reconstruction
-from .posterior import PosteriorSampler, noise_variance, per_sample_operator
+from .posterior import PosteriorSampler, noise_variance
 from .schedule import image_noise
 from .unconditional import edm_loop
 
-__all__ = ["MMPS", "jvp"]
+__all__ = ["MMPS", "MomentMatchingDenoiser", "jvp"]
 
 _WARNED: set[str] = set()
 
@@ -76,6 +76,56 @@ def jvp(fn: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> Tensor:
     return out.detach()
 
 
+class MomentMatchingDenoiser:
+    """The posterior denoiser of MMPS: a prior denoiser in, ``E[x | x_t, y]`` out (one sampling run).
+
+    ``D + Σ_t A^H (A Σ_t A^H + Σ_y)^{-1} (y − A D)`` with ``Σ_t = σ² J^T`` applied by vector-Jacobian
+    products and the system solved by CG (warm-started from the previous call's solution when
+    ``warm_start``). ``jvp_correction`` applies ``Σ_t = σ² J`` to ``A^H u`` with a Jacobian-vector
+    product instead (ambient priors, :class:`~ambient_imaging.sampling.AmbientMMPS`). It holds the
+    run's state (warm start, counters), so the sampler that builds it stays stateless.
+    """
+
+    def __init__(self, den: ConditionedDenoiser, y: Tensor, op: LinearOperator, var_y: float | Tensor, *,
+                 cg_iters: int, cg_tol: float, warm_start: bool, jvp_correction: bool = False):
+        self.den, self.y, self.op, self.var_y = den, y, op, var_y
+        self.cg_iters, self.cg_tol, self.warm_start, self.jvp_correction = cg_iters, cg_tol, warm_start, jvp_correction
+        self.vjp = self.jvp = self.iterations = self.solves = 0
+        self._u: Tensor | None = None
+
+    def __call__(self, x_t: Tensor, sigma: float) -> Tensor:
+        den, op = self.den, self.op
+        x = x_t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            d = den(x, sigma)
+
+            def sigma_t(v_img: Tensor) -> Tensor:  # Σ_t v = σ² J^T v (vector-Jacobian product)
+                (g,) = torch.autograd.grad(real_inner(v_img, d), x, retain_graph=True)
+                self.vjp += 1
+                return sigma**2 * g
+
+            def system(v: Tensor) -> Tensor:  # (A Σ_t A^H + Σ_y) v
+                return op.restrict(op.forward(sigma_t(op.adjoint(v)))) + self.var_y * v
+
+            r = op.restrict(self.y - op.forward(d.detach()))
+            x0 = self._u if (self.warm_start and self._u is not None and self._u.shape == r.shape) else None
+            u, it = conjugate_gradient(system, r, x0=x0, max_iter=self.cg_iters, tol=self.cg_tol)
+            self.iterations += it
+            self.solves += 1
+            self._u = u.detach()
+            if self.jvp_correction:
+                corr = sigma**2 * jvp(lambda z: den(z, sigma), x_t, op.adjoint(u))
+                self.jvp += 1
+            else:
+                corr = sigma_t(op.adjoint(u))
+        return (d + corr).detach()
+
+    def info(self) -> dict[str, float]:
+        """Counts of the run: vector-Jacobian and Jacobian-vector products, CG iterations."""
+        return {"vjp": self.vjp, "jvp": self.jvp, "cg_iterations": self.iterations,
+                "cg_iterations_per_solve": self.iterations / max(self.solves, 1)}
+
+
 @dataclass
 class MMPS(PosteriorSampler):
     """Moment-matching posterior sampler (Heun EDM ODE + CG-solved Tweedie covariance).
@@ -89,82 +139,35 @@ class MMPS(PosteriorSampler):
     previous solution (``warm_start``; the solution changes slowly along the ODE, so
     after the first steps a few iterations suffice). Noiseless data are regularised
     with ``sigma_y_floor = 1e-3`` (the prior's normalised units, images O(1)).
-
-    ``tilde_delta`` (deprecated) evaluates a mask-conditioned ambient prior through one
-    fixed ``Ã = A.subsample(δ)`` per sample; this is inconsistent (module docstring) and
-    warns: use :class:`~ambient_imaging.sampling.AmbientMMPS`.
+    Not a default sampler: exact on the toy, it diverged with trained networks
+    (``docs/sampling.md``).
     """
 
     name: ClassVar[str] = "mmps"
+    prior_types = frozenset({"plain"})
 
     cg_iters: int = 30
     cg_tol: float = 1e-3
     sigma_y_floor: float = 1e-3
     warm_start: bool = True
-    tilde_delta: float | None = None
-
-    def posterior_mean(self, den: ConditionedDenoiser, x_t: Tensor, sigma: float, y: Tensor,
-                       op: LinearOperator, var_y: float | Tensor, correct_with_jvp: bool = False) -> Tensor:
-        """``E[x | x_t, y]`` under the Gaussian approximation (Rozet et al. 2024, Eq. 14).
-
-        ``correct_with_jvp``: apply ``Σ_t = σ² J`` to ``A^H u`` with a Jacobian-vector product
-        (``J``) instead of a vector-Jacobian product (``J^T``); the two agree for a prior that
-        denoises the whole ``x_t`` and differ for ambient priors (:class:`AmbientMMPS`).
-        """
-        x = x_t.detach().requires_grad_(True)
-        with torch.enable_grad():
-            d = den(x, sigma)
-
-            def sigma_t(v_img: Tensor) -> Tensor:  # Σ_t v = σ² J^T v (vector-Jacobian product)
-                (g,) = torch.autograd.grad(real_inner(v_img, d), x, retain_graph=True)
-                self._vjp += 1
-                return sigma**2 * g
-
-            def system(v: Tensor) -> Tensor:  # (A Σ_t A^H + Σ_y) v
-                return op.restrict(op.forward(sigma_t(op.adjoint(v)))) + var_y * v
-
-            r = op.restrict(y - op.forward(d.detach()))
-            x0 = self._u if (self.warm_start and self._u is not None and self._u.shape == r.shape) else None
-            u, it = conjugate_gradient(system, r, x0=x0, max_iter=self.cg_iters, tol=self.cg_tol)
-            self._iters += it
-            self._solves += 1
-            self._u = u.detach()
-            if correct_with_jvp:
-                corr = sigma**2 * jvp(lambda z: den(z, sigma), x_t, op.adjoint(u))
-                self._jvp += 1
-            else:
-                corr = sigma_t(op.adjoint(u))
-        return (d + corr).detach()
 
     def prior_denoiser(self, net, op: LinearOperator, mask_channels: int, generator, n: int) -> ConditionedDenoiser:
         """The prior as MMPS evaluates it: ``D(x_t, σ)`` (all-ones mask channels for mask-aware priors)."""
-        if self.tilde_delta is not None and mask_channels > 0:
-            warn_once("mmps-ambient", "MMPS with a mask-conditioned ambient prior (tilde_delta) is inconsistent: "
-                      "the network's Jacobian is Π·C, not the posterior covariance, and rows of A outside Ã "
-                      "get no data consistency; use AmbientMMPS (default_posterior_sampler(prior))")
-            if not hasattr(op, "subsample"):
-                raise TypeError(f"MMPS: tilde_delta needs a subsampling operator, got {op!r}")
-            return ConditionedDenoiser(net, per_sample_operator(op, n).subsample(self.tilde_delta, generator))
         return ConditionedDenoiser(net, None, mask_channels)
-
-    def run(self, net, y, op, *, mask_channels, generator):
-        den = self.prior_denoiser(net, op, mask_channels, generator, y.shape[0])
-        tmpl = self.image_template(y, op)
-        var_y = noise_variance(op, y, self.sigma_y_floor)
-        self._vjp, self._jvp, self._iters, self._solves, self._u = 0, 0, 0, 0, None
-        sig = self.sigmas()
-        x = float(sig[0]) * image_noise(tuple(tmpl.shape), tmpl.dtype, tmpl.device, generator)
-        jvp_corr = self.correct_with_jvp()
-
-        def denoise(x_t: Tensor, s: float) -> Tensor:
-            return self.posterior_mean(den, x_t, s, y, op, var_y, jvp_corr)
-
-        x = edm_loop(denoise, x, sig, heun=self.heun, s_churn=self.s_churn, generator=generator,
-                     progress=self.progress, desc=type(self).__name__)
-        info = {"sampler": self.name, "vjp": self._vjp, "jvp": self._jvp, "cg_iterations": self._iters,
-                "cg_iterations_per_solve": self._iters / max(self._solves, 1)}
-        return Reconstruction(x.detach(), nfe=den.nfe, info=info)
 
     def correct_with_jvp(self) -> bool:
         """Whether the correction ``Σ_t A^H u`` uses a Jacobian-vector product (ambient priors)."""
         return False
+
+    def run(self, net, y, op, *, mask_channels, generator):
+        """Integrate the EDM ODE with the :class:`MomentMatchingDenoiser` of ``y``."""
+        den = self.prior_denoiser(net, op, mask_channels, generator, y.shape[0])
+        tmpl = self.image_template(y, op)
+        post = MomentMatchingDenoiser(den, y, op, noise_variance(op, y, self.sigma_y_floor), cg_iters=self.cg_iters,
+                                      cg_tol=self.cg_tol, warm_start=self.warm_start,
+                                      jvp_correction=self.correct_with_jvp())
+        sig = self.sigmas()
+        x = float(sig[0]) * image_noise(tuple(tmpl.shape), tmpl.dtype, tmpl.device, generator)
+        x = edm_loop(post, x, sig, heun=self.heun, s_churn=self.s_churn, generator=generator,
+                     progress=self.progress, desc=type(self).__name__)
+        return Reconstruction(x.detach(), nfe=den.nfe, info={"sampler": self.name, **post.info()})

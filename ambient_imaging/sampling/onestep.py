@@ -27,6 +27,7 @@ class OneStep(PosteriorSampler):
     """
 
     name: ClassVar[str] = "onestep"
+    options = frozenset()
 
     steps: int = 1
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ambient_imaging.operators import LinearOperator
-from ambient_imaging.operators.base import expand_sigma, real_dtype_like, stack
+from ambient_imaging.operators.base import expand_sigma, stack
 
 from .denoiser import Denoiser, repeat_operator
-from .schedule import edm_sigmas
+from .method import Method
+from .schedule import edm_sigmas, sigma_range
 
-__all__ = ["PosteriorSampler", "expand_measurements", "noise_variance", "per_sample_operator"]
+__all__ = ["PosteriorSampler", "expand_measurements", "noise_variance", "per_sample_operator", "prior_type"]
 
 
 def expand_measurements(y: Tensor, op: LinearOperator, samples: int) -> tuple[Tensor, LinearOperator]:
@@ -54,12 +57,29 @@ def noise_variance(op: LinearOperator, y: Tensor, floor: float) -> float | Tenso
     return var / 2 if y.is_complex() else var
 
 
+def prior_type(prior: Any) -> str:
+    """``"ambient"`` for a mask-conditioned ambient prior (it estimates ``E[x | Ã x_t, Ã]``, not
+    ``E[x | x_t]``), ``"plain"`` for priors that denoise the whole ``x_t`` (oracle, naive, Tweedie)."""
+    loss = str((getattr(prior, "config", None) or {}).get("loss", "")).lower()
+    if loss and loss != "ambient":
+        return "plain"
+    ambient = int(getattr(prior, "mask_channels", 0) or 0) > 0 and (
+        float(getattr(prior, "delta", 0.0) or 0.0) > 0 or loss == "ambient")
+    return "ambient" if ambient else "plain"
+
+
 @dataclass
-class PosteriorSampler:
+class PosteriorSampler(Method):
     """Base class: EDM ρ-schedule and the batching of ``B`` measurements × ``K`` samples.
 
-    Subclasses implement :meth:`run` on the expanded batch.
+    Subclasses implement :meth:`run` on the expanded batch. :meth:`for_prior` builds one with the
+    user's options and :meth:`fit` keeps it inside the σ range the prior was trained for.
     """
+
+    needs_prior = True
+    options = frozenset({"steps"})
+    #: the prior types it evaluates correctly (:func:`prior_type`): ``"ambient"``, ``"plain"``
+    prior_types: ClassVar[frozenset[str]] = frozenset({"ambient", "plain"})
 
     steps: int = 50
     sigma_min: float = 0.002
@@ -70,7 +90,26 @@ class PosteriorSampler:
     progress: bool = False
 
     def sigmas(self) -> Tensor:
+        """The EDM ρ-schedule of this sampler (``steps + 1`` values ending in 0)."""
         return edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho)
+
+    @classmethod
+    def suits(cls, prior: Any) -> bool:
+        """Whether this sampler evaluates ``prior``'s type (:func:`prior_type`) the way it was trained."""
+        return prior_type(prior) in cls.prior_types
+
+    def fit(self, prior: Any | None) -> PosteriorSampler:
+        """A copy kept inside the prior's σ range (σ_min ≥ its σ_min and noise σ_n, σ_max ≤ its σ_max).
+        Idempotent; subclasses add what else they take from the prior (A-DPS: its δ)."""
+        if prior is None:
+            return self
+        lo, hi = sigma_range(prior, self.sigma_min, self.sigma_max)
+        return dataclasses.replace(self, sigma_min=lo, sigma_max=hi)
+
+    @classmethod
+    def for_prior(cls, prior: Any | None = None, **options: Any) -> PosteriorSampler:
+        """The sampler for ``prior`` with the user's validated options, fitted to the prior (:meth:`fit`)."""
+        return cls(**cls.accepted(prior, **options)).fit(prior)
 
     @staticmethod
     def image_template(y: Tensor, op: LinearOperator) -> Tensor:
@@ -108,7 +147,3 @@ class PosteriorSampler:
 
     def run(self, net, y, op, *, mask_channels, generator):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    @staticmethod
-    def real_dtype(x: Tensor) -> torch.dtype:
-        return real_dtype_like(x.dtype)

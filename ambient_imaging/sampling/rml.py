@@ -18,8 +18,11 @@ resolution ``1/max|uv|``, ``Δ`` the pixel, ``P`` the prior image)
 ==========  ===============================================================
 
 * positivity by reparametrisation, ``x = exp(z)`` (default) or ``softplus(z)``;
-* start: a circular Gaussian (FWHM ``prior_fwhm``, default a quarter of the field) holding the
-  zero-baseline flux (:func:`~ambient_imaging.interferometry.estimate_total_flux`, or ``total_flux``);
+* start: a circular Gaussian (FWHM ``prior_fwhm``, default a quarter of the field: 40 µas for
+  ``--fov 160uas``) holding the compact flux (``total_flux``, else estimated); on VLBI data with
+  intra-site baselines those are rescaled to it first (zero-baseline vs compact flux,
+  :mod:`ambient_imaging.interferometry.compact`; otherwise the flux is the median amplitude on the
+  shortest baselines);
 * ``rounds`` of L-BFGS, each after the first starting from the previous image blurred to
   ``blur_frac · θ`` (blur-and-reimage, as in ehtim scripts);
 * ``selfcal=True``: station gains are solved against the current image before every round after
@@ -43,17 +46,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ambient_imaging.interferometry.flux import estimate_total_flux, gaussian_image
+from ambient_imaging.interferometry.compact import ZBL_UV_CUT, compact_flux_data
+from ambient_imaging.interferometry.flux import gaussian_image
 from ambient_imaging.interferometry.gains import StationGains, solve_gains, station_slots
 
 from .denoiser import Reconstruction
 from .likelihoods import chi2_report, make_likelihoods, parse_data_terms
+from .method import Method
 
 __all__ = ["RML", "fit_warnings", "rml_from_options", "REGULARISERS", "CHI2_LIMIT"]
 
 REGULARISERS = ("mem", "tv", "tsv", "l1", "flux", "centroid")
 CHI2_LIMIT = 10.0
-DEFAULT_REG = {"mem": 1.0, "tv": 0.3, "flux": 10.0, "centroid": 1.0}
+#: chosen on simulated EHT 2017 crescents (docs/interferometry.md, "Choosing the regularisers"):
+#: TV biases rings small and fills them; TSV (ehtim's tv2) does not
+DEFAULT_REG = {"mem": 1.0, "tsv": 3.0, "flux": 10.0, "centroid": 1.0}
 
 
 def parse_reg_terms(spec: str | dict[str, float] | None) -> dict[str, float]:
@@ -84,14 +91,16 @@ def _blur(x: Tensor, pixel: float, fwhm: float) -> Tensor:
 
 
 @dataclass
-class RML:
+class RML(Method):
     """RML imager (see the module docs). Call as ``RML(...)(y, op)`` like the other baselines.
 
     Args:
         data_terms: ``{"cphase": 1, "logcamp": 1}`` (default), any of vis/amp/cphase/logcamp, or a
             string ``"cphase,logcamp,amp:0.2"``.
-        reg_terms: regulariser weights (default ``mem 1, tv 0.3, flux 10, centroid 1``).
-        total_flux: Jy; default estimated from the shortest baselines.
+        reg_terms: regulariser weights (default ``mem 1, tsv 3, flux 10, centroid 1``).
+        total_flux: the compact flux in Jy (``--flux``); default estimated. Intra-site baselines (EHT:
+            ALMA–APEX, SMA–JCMT), which also see extended emission, are rescaled to it
+            (:func:`~ambient_imaging.interferometry.compact.compact_flux_data`).
         prior_fwhm: FWHM (radians) of the Gaussian prior/start; default a quarter of the field.
         positivity: ``"exp"`` or ``"softplus"``.
         rounds, iters: blur-and-reimage rounds and L-BFGS iterations per round.
@@ -101,6 +110,10 @@ class RML:
         debias, avg_time, snrcut: closure options (:func:`~ambient_imaging.interferometry.closure_data`).
         chi2_limit: χ² above which :func:`fit_warnings` warns.
     """
+
+    name = "rml"
+    kinds = frozenset({"visibilities"})
+    options = frozenset({"steps", "data_terms", "selfcal", "flux"})
 
     data_terms: dict[str, float] | str | None = None
     reg_terms: dict[str, float] | str | None = None
@@ -115,7 +128,16 @@ class RML:
     avg_time: float | None = None
     snrcut: float = 0.0
     chi2_limit: float = CHI2_LIMIT
+    zbl_uv_cut: float | None = ZBL_UV_CUT
     info_extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_prior(cls, prior: Any = None, **options: Any) -> RML:
+        """The imager from the user's validated options (``steps``: L-BFGS iterations per round;
+        ``flux``: the compact flux in Jy, :mod:`ambient_imaging.interferometry.compact`)."""
+        kw = cls.accepted(prior, **options)
+        return rml_from_options(kw.get("data_terms") or "cphase,logcamp", selfcal=bool(kw.get("selfcal")),
+                                iters=kw.get("steps"), total_flux=kw.get("flux"))
 
     def __post_init__(self):
         self.data_terms = parse_data_terms(self.data_terms)
@@ -202,6 +224,8 @@ class RML:
         rec.info["chi2_unfitted"] = [i["chi2_unfitted"] for i in infos]
         rec.info["gains"] = [i.get("gains") for i in infos]
         rec.info["all_zero"] = [i["all_zero"] for i in infos]
+        rec.info["compact_flux"] = [i["compact_flux"] for i in infos]
+        rec.info["zero_baseline_flux"] = [i["zero_baseline_flux"] for i in infos]
         rec.info["seconds"] = time.perf_counter() - t0
         rec.info["warnings"] = fit_warnings(rec.info, limit=self.chi2_limit)
         return rec
@@ -213,7 +237,8 @@ class RML:
         pixel = float(op.pixel_scale)
         uvmax = float(op.uv[torch.broadcast_to(op.mask, op.uv.shape[:2])].norm(dim=-1).max())
         res = 1.0 / uvmax
-        flux = float(self.total_flux) if self.total_flux is not None else float(estimate_total_flux(y, op)[0])
+        y, op, compact = compact_flux_data(y, op, self.total_flux, self.zbl_uv_cut)
+        flux = compact.flux
         if not (math.isfinite(flux) and flux > 0):
             raise ValueError(f"RML: total flux must be positive, got {flux}")
         fwhm = float(self.prior_fwhm) if self.prior_fwhm is not None else 0.25 * w * pixel
@@ -252,6 +277,8 @@ class RML:
         info: dict[str, Any] = {k: v for k, v in report.items() if k[5:] in terms}
         info["chi2_unfitted"] = {k: v for k, v in report.items() if k[5:] not in terms}
         info["total_flux"] = flux
+        info["compact_flux"] = compact.describe()
+        info["zero_baseline_flux"] = compact.zero_baseline_flux
         info["gains"] = gains
         info["all_zero"] = bool(float(x.abs().max()) <= 0 or float(x.sum()) <= 1e-12 * max(flux, 1e-30))
         return x, info

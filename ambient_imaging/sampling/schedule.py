@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ambient_imaging.operators.base import image_noise
 
-__all__ = ["edm_sigmas", "image_noise"]
+__all__ = ["edm_sigmas", "image_noise", "sigma_range"]
 
 
 def edm_sigmas(
@@ -37,3 +40,14 @@ def edm_sigmas(
     if append_zero:
         s = torch.cat([s, s.new_zeros(1)])
     return s
+
+
+def sigma_range(prior: Any, sigma_min: float, sigma_max: float, *, noise_floor: bool = True) -> tuple[float, float]:
+    """``[σ_min, σ_max]`` kept inside the range ``prior`` was trained for: σ_min ≥ the prior's σ_min
+    (and, with ``noise_floor``, ≥ its data noise σ_n: a Tweedie prior is not trained below it),
+    σ_max ≤ the prior's σ_max (never below σ_min). The one σ clamp of every sampler."""
+    lo = max(float(sigma_min), float(getattr(prior, "sigma_min", 0.0) or 0.0))
+    if noise_floor:
+        lo = max(lo, float(getattr(prior, "noise_sigma", 0.0) or 0.0))
+    hi = min(float(sigma_max), float(getattr(prior, "sigma_max", 0.0) or math.inf))
+    return lo, max(hi, lo)

@@ -5,6 +5,9 @@
   Daras et al. 2024 for the noisy-data variant). See ``docs/memorization.md``.
 """
 
-from .memorization import StudyLevel, format_table, run_memorization_study, study_levels
+from .levels import StudyLevel, study_levels
+from .memorization import run_memorization_study
+from .report import benchmark_rows, format_table, markdown_table
 
-__all__ = ["run_memorization_study", "StudyLevel", "study_levels", "format_table"]
+__all__ = ["run_memorization_study", "StudyLevel", "study_levels", "format_table", "benchmark_rows",
+           "markdown_table"]

@@ -45,6 +45,7 @@ __all__ = [
     "list_checkpoints",
     "remove_orphans",
     "non_finite_tensors",
+    "check_inside",
     "optimizer_to_flat",
     "optimizer_from_flat",
     "capture_rng",
@@ -166,7 +167,7 @@ def save_checkpoint(
         state: JSON-serialisable metadata (step, images, config, ...).
         keep: number of most recent checkpoints to keep.
     """
-    root = Path(run_dir) / "checkpoints"
+    root = _checkpoints_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     final = root / name
@@ -197,16 +198,45 @@ def save_checkpoint(
 
 
 def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` (symlinks resolved) lies inside ``root`` (symlinks resolved)."""
+    """Whether ``path`` (symlinks resolved) is ``root`` or lies inside it (symlinks resolved)."""
     try:
-        return path.resolve().is_relative_to(root.resolve())
+        real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
     except OSError:
         return False
+    return real == base or real.is_relative_to(base)
+
+
+def check_inside(path: str | os.PathLike, run_dir: str | os.PathLike, what: str = "") -> Path:
+    """``path`` if its real path (every symlink resolved) lies inside the run folder ``run_dir``.
+
+    Called on every path of a run (``checkpoints/``, ``latest``, a ``step-*`` folder, its files,
+    ``config.toml``) *before* it is opened: a link leading out of the run (to another run's
+    weights, to ``/etc/passwd``) raises :class:`CheckpointError` without being read.
+    """
+    path = Path(path)
+    if _inside(path, Path(run_dir)):
+        return path
+    name = f"{what} " if what else ""
+    raise CheckpointError(
+        f"{path}: {name}links outside the run folder {run_dir} (to {os.path.realpath(path)}); refusing to read "
+        "anything from outside the run"
+    )
+
+
+def _checkpoints_root(run_dir: str | os.PathLike) -> Path:
+    """``RUN/checkpoints``, refused when it is a link leading out of the run (another run's checkpoints)."""
+    root = Path(run_dir) / "checkpoints"
+    if root.exists() or root.is_symlink():
+        check_inside(root, run_dir, "the checkpoints folder")
+    return root
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (folders linking outside ``checkpoints/`` are ignored)."""
-    root = Path(run_dir) / "checkpoints"
+    """Complete checkpoints of a run, oldest first (folders linking outside ``checkpoints/`` are ignored).
+
+    Raises :class:`CheckpointError` when ``checkpoints/`` itself links out of the run.
+    """
+    root = _checkpoints_root(run_dir)
     if not root.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
@@ -224,9 +254,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     a pointer to anything else (``../other-run/...``, an absolute path, a folder that is a
     symlink leading out of ``checkpoints/``) raises :class:`CheckpointError`.
     """
-    root = Path(run_dir) / "checkpoints"
+    root = _checkpoints_root(run_dir)
     pointer = root / "latest"
     if pointer.is_file():
+        check_inside(pointer, run_dir, "the checkpoint pointer")
         try:
             name = pointer.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as err:
@@ -262,7 +293,7 @@ def remove_orphans(run_dir: str | os.PathLike) -> list[Path]:
     from ambient_imaging.io import remove_stale_temporaries
 
     run = Path(run_dir)
-    root = run / "checkpoints"
+    root = _checkpoints_root(run)
     gone: list[Path] = []
     if root.is_dir():
         for p in root.iterdir():
@@ -275,17 +306,27 @@ def remove_orphans(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def load_checkpoint(path: str | os.PathLike, weights_only: bool = False) -> Checkpoint:
-    """Read a checkpoint folder (or a run directory: its latest checkpoint) onto the CPU."""
+    """Read a checkpoint folder (or a run directory: its latest checkpoint) onto the CPU.
+
+    Every file is checked to lie inside the run (:func:`check_inside`; a checkpoint folder's run
+    is the folder above its ``checkpoints/``) before it is opened.
+    """
     path = Path(path)
     if (path / "checkpoints").is_dir() or (path / "config.toml").is_file():
+        run = path
         ck = latest_checkpoint(path)
         if ck is None:
             raise CheckpointError(f"{path}: this run has no checkpoint yet (nothing under {path / 'checkpoints'})")
         path = ck
+    else:
+        run = path.parent.parent if path.parent.name == "checkpoints" else path
+    check_inside(path, run, "the checkpoint folder")
     files = ["ema.safetensors", "state.json"] + ([] if weights_only else ["net.safetensors", "state.safetensors"])
     missing = [f for f in files if not (path / f).is_file()]
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint (missing {', '.join(missing)})")
+    for f in files:
+        check_inside(path / f, path)
     try:
         with open(path / "state.json") as f:
             state = json.load(f)

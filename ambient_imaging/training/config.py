@@ -1,7 +1,18 @@
-"""Training configuration: one flat dataclass, read from TOML/YAML, overridden by CLI flags.
+"""Training configuration: one dataclass in sections, read from TOML/YAML, overridden by CLI flags.
 
 A run directory stores the resolved configuration as ``config.toml``; it is the
-single source of truth for resuming a run and for :func:`load_prior`.
+single source of truth for resuming a run and for :func:`load_prior`. The file has
+sections (:data:`SECTIONS`)::
+
+    steps = 1000                 # the run: out, steps, minutes, seed, device, precision, ...
+    [optim]                      # batch_size, lr, warmup_steps, ema_*, ...
+    [loss]   name = "ambient"    # delta, space, heldout, weighting, ...
+    [data]   path = "faces"      # operator, corruption, noise_sigma, acceleration, ...
+    [network] preset = "small"   # sigma_data, mask_domain, channels_last, [network.overrides]
+
+In Python every setting keeps its flat name (``cfg.lr``, ``cfg.loss``, ``cfg.replace(delta=0.2)``;
+the CLI flags are those names); :meth:`TrainConfig.section` gives one section. Files written
+before the sections (flat keys) still load: :func:`flat_config` is the one compatibility function.
 """
 
 from __future__ import annotations
@@ -13,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ambient_imaging.operators.domains import MASK_DOMAINS
+
+from .families import FAMILIES as _FAMILIES
 from .sigma import WEIGHTINGS
 
 try:  # Python >= 3.11
@@ -22,15 +36,29 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
-__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "write_toml", "atomic_write_text"]
+__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "SECTIONS", "flat_config", "write_toml",
+           "atomic_write_text"]
 
 #: Version of the run-directory layout / config schema. A run written by a newer
 #: version is refused by :func:`load_prior` with a clear message.
 CONFIG_VERSION = 1
 
-FAMILIES = ("mask", "noise", "mri", "interferometry")
-LOSSES = ("ambient", "tweedie", "naive", "oracle")
+FAMILIES = tuple(_FAMILIES)
+LOSSES = ("ambient", "tweedie", "naive", "oracle")  # the configurable entries of training.losses.LOSSES
 NETWORKS = ("tiny", "small", "paper")
+
+#: section -> {key in the file: setting}; settings in no section stay at the top level of the file
+SECTIONS: dict[str, dict[str, str]] = {
+    "optim": {k: k for k in ("batch_size", "accumulate", "lr", "warmup_steps", "weight_decay", "grad_clip",
+                             "ema_halflife_images", "ema_rampup")},
+    "loss": {"name": "loss", **{k: k for k in ("delta", "space", "heldout", "fresh_subsample", "weighting",
+                                               "sigma_floor", "extra_acceleration", "center_lines")}},
+    "data": {"path": "data", **{k: k for k in ("clean_data", "operator", "corruption", "noise_sigma", "acceleration",
+                                               "center_fraction", "mask_kind", "image_size", "array", "declination",
+                                               "observation_hours", "uv_times", "num_workers", "cache_items")}},
+    "network": {"preset": "network", "overrides": "network_overrides", "sigma_data": "sigma_data",
+                "mask_domain": "mask_domain", "channels_last": "channels_last"},
+}
 PRECISIONS = ("auto", "fp32", "bf16")
 SPACES = ("measurement", "image")
 
@@ -123,6 +151,8 @@ class TrainConfig:
     acceleration: int = 4
     center_fraction: float | None = None
     mask_kind: str = "random"
+    #: a second folder of fully sampled (clean) fastMRI files trained beside ``data`` (mixture training)
+    clean_data: str | None = None
     image_size: int | None = None
     array: str = "vla_d"
     declination: float = 34.0
@@ -195,8 +225,8 @@ class TrainConfig:
             and 0 <= self.center_lines[0] <= self.center_lines[1]
         ):
             bad(f"center_lines must be [lo, hi] integers with 0 <= lo <= hi, got {self.center_lines!r}")
-        if self.mask_domain not in ("auto", "none", "pixel", "kspace"):
-            bad(f"mask_domain must be auto, none, pixel or kspace, got {self.mask_domain!r}")
+        if self.mask_domain != "auto" and self.mask_domain not in MASK_DOMAINS:
+            bad(f"mask_domain must be auto, {', '.join(MASK_DOMAINS)}, got {self.mask_domain!r}")
         if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
             bad(f"diagnostics_every must be an integer >= 0, got {self.diagnostics_every!r}")
         if self.acceleration < 1:
@@ -207,10 +237,11 @@ class TrainConfig:
             bad("observation_hours must be in (0, 24] and uv_times >= 2")
         if self.image_size is not None and self.image_size < 8:
             bad(f"image_size must be >= 8 pixels, got {self.image_size}")
-        if self.loss == "tweedie" and self.noise_sigma <= 0:
-            bad("the tweedie loss needs noisy data: set noise_sigma (σ_n) > 0")
-        if self.loss == "ambient" and self.operator == "noise":
-            bad("operator 'noise' has no rows to subsample; use loss 'tweedie' (the default for noise)")
+        from .losses import loss_class  # the loss answers what it needs of the config
+
+        problem = loss_class(self.loss).check_config(self)
+        if problem is not None:
+            bad(problem)
         if self.version > CONFIG_VERSION:
             bad(
                 f"config version {self.version} was written by a newer ambient-imaging "
@@ -222,13 +253,31 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ I/O
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of simple types (TOML/JSON-serialisable; ``None`` values dropped)."""
+        """Plain flat dict of simple types (JSON-serialisable; ``None`` values dropped)."""
         d = dataclasses.asdict(self)
         return {k: v for k, v in d.items() if v is not None}
 
+    def to_sections(self) -> dict[str, Any]:
+        """The dict written to ``config.toml``: run settings at the top, then the :data:`SECTIONS`."""
+        flat = self.to_dict()
+        out: dict[str, Any] = {k: v for k, v in flat.items() if k not in _IN_SECTION}
+        for name, keys in SECTIONS.items():
+            table = {key: flat[setting] for key, setting in keys.items() if setting in flat}
+            if name == "network" and not table.get("overrides"):
+                table.pop("overrides", None)
+            out[name] = table
+        return out
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section's settings by their flat names (``cfg.section("optim")["lr"]``)."""
+        if name not in SECTIONS:
+            raise ValueError(f"unknown config section {name!r}; sections are {', '.join(SECTIONS)}")
+        return {setting: getattr(self, setting) for setting in SECTIONS[name].values()}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a dict, rejecting unknown keys (typos) with the list of valid ones."""
+        """Build from a dict, sectioned or flat (:func:`flat_config`), rejecting unknown keys (typos)."""
+        d = flat_config(d, source)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -283,7 +332,35 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as TOML, atomically."""
-        atomic_write_text(Path(path), write_toml(self.to_dict()))
+        atomic_write_text(Path(path), write_toml(self.to_sections()))
+
+
+_IN_SECTION = {setting for keys in SECTIONS.values() for setting in keys.values()}
+
+
+def flat_config(d: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """The flat settings of a config dict: sections (``[optim]``, ``[loss]``, ...) unfolded.
+
+    The one compatibility function for configuration files: files written before the sections
+    (every setting at the top level, e.g. ``loss = "ambient"``, ``network = "small"``) pass
+    through unchanged. A top-level ``loss``/``data``/``network`` that is a table is a section, a
+    string is the flat setting.
+    """
+    out = {k: v for k, v in d.items() if not (k in SECTIONS and isinstance(v, dict))}
+    for name, keys in SECTIONS.items():
+        table = d.get(name)
+        if not isinstance(table, dict):
+            continue
+        unknown = sorted(set(table) - set(keys))
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)} in [{name}]; valid settings there "
+                             f"are {', '.join(keys)}")
+        for key, value in table.items():
+            setting = keys[key]
+            if setting in out:
+                raise ValueError(f"{source}: {setting!r} is given twice (at the top level and in [{name}])")
+            out[setting] = value
+    return out
 
 
 def _coerce(cls: type, key: str, value: Any, source: str) -> Any:

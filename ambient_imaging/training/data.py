@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from ambient_imaging.problems import MaskSpec, Normalisation
 
 from .config import TrainConfig
+from .losses.base import loss_class
 
 __all__ = ["ResumableBatchSampler", "TrainingData", "build_training_data", "seed_worker", "MeasurementsOnly"]
 
@@ -142,6 +143,8 @@ class TrainingData:
     normalisation: Normalisation | None = None
     mask_spec: MaskSpec | None = None
     statistics: dict[str, Any] | None = None
+    #: the kinds of samples in the set (:class:`~.mix.DataMix`; ``None``: one kind, corrupted)
+    mix: Any = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None:
@@ -159,7 +162,7 @@ def build_training_data(cfg: TrainConfig) -> TrainingData:
         "interferometry": _build_interferometry,
     }
     data = builders[cfg.operator](cfg)
-    if cfg.loss != "oracle":
+    if not loss_class(cfg.loss).needs_reference:
         data.dataset = MeasurementsOnly(data.dataset)
     return data
 
@@ -368,7 +371,7 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
         from ambient_imaging.datasets import CorruptedImages
 
         ds = CorruptedImages(x, corruption=corruption, noise_sigma=sigma_n, seed=cfg.seed, value_range=(-1.0, 1.0))
-        if cfg.loss == "oracle":  # the oracle baseline needs the clean image as "reference"
+        if loss_class(cfg.loss).needs_reference:  # the oracle baseline needs the clean image as "reference"
             ds = ds.evaluation_view()
         norm = Normalisation.unit_range()
     else:  # e.g. FITS or .npy data in physical units: affine map of the set's range to -1..1
@@ -398,6 +401,7 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     Fully sampled files are undersampled by ``MaskSpec(mask_kind, acceleration, center_fraction, seed)``.
     """
     from ambient_imaging.datasets import FastMRISlices
+    from ambient_imaging.datasets.io import check_same_layout
 
     path = Path(cfg.data)
     if not path.exists():
@@ -406,11 +410,17 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
     if not files:
         raise ValueError(f"{path}: no .h5 files here (expected fastMRI-layout HDF5 files)")
+    from .mix import data_mix, mri_clean_files
+
+    files = files + mri_clean_files(cfg)  # --clean-data: fully sampled files trained beside --data
+    mix = data_mix(files, cfg)
     # fully sampled files are undersampled by the one mask rule reconstruction uses (files that are
-    # undersampled already keep their own masks)
+    # undersampled already keep their own masks); in a mixed set they stay fully sampled (clean loss)
     spec = MaskSpec(cfg.mask_kind, float(cfg.acceleration), center_fraction=cfg.center_fraction, seed=cfg.seed)
     # the oracle baseline (evaluation only) learns from the fully sampled coil-combined images
-    ds = FastMRISlices(files, mask_spec=spec, reference=True if cfg.loss == "oracle" else None)
+    reference = True if loss_class(cfg.loss).needs_reference else None
+    ds = FastMRISlices(files, mask_spec=None if mix.mixed else spec, reference=reference)
+    check_same_layout(getattr(ds, "files", files), "--data")  # one layout, or the odd files named (before collation)
     if len(ds) == 0:
         raise ValueError(f"{path}: the fastMRI files hold no slices")
     item = ds[0]
@@ -434,6 +444,7 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
         normalisation=ds.normalisation,
         mask_spec=spec if item["meta"].get("retrospective") else _recorded_mask_spec(path),
         statistics=stats,
+        mix=mix,
     )
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ambient_imaging.devices import resolve_device  # the package's one device rule (re-exported here)
+
 __all__ = ["DistContext", "init_distributed", "cleanup_distributed", "all_reduce_mean", "resolve_device"]
 
 
@@ -44,19 +46,6 @@ class DistContext:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
-
-
-def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``None`` → CUDA when available, else CPU; ``"cuda"`` → this process's local GPU."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    return device
 
 
 def _env_int(name: str, default: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,10 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from .config import CONFIG_VERSION
+from .checkpoint import CheckpointError, check_inside, latest_checkpoint, load_checkpoint
+from .config import CONFIG_VERSION, flat_config
 
-__all__ = ["Prior", "load_prior"]
+__all__ = ["Prior", "load_prior", "prior_fields"]
 
 
 @dataclass
@@ -85,69 +86,147 @@ def load_prior(run_dir: str | os.PathLike, device: str | torch.device = "cpu", e
             and ``checkpoints/``), or one checkpoint folder inside it.
         device: where to put the denoiser.
         ema: use the EMA weights (default; what sampling should use) or the raw weights.
+
+    Nothing outside the run folder is read (every path is checked before it is opened:
+    :func:`~ambient_imaging.training.checkpoint.check_inside`), the recorded metadata are
+    validated field by field (errors name the file and the field), and the recorded network is
+    sized before it is built.
     """
     path = Path(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"run directory not found: {path}")
     if (path / "state.json").is_file() and path.parent.name == "checkpoints":
         ck_dir, path = path, path.parent.parent
+        check_inside(ck_dir, path, "the checkpoint folder")
     else:
         if not (path / "config.toml").is_file():
             raise CheckpointError(f"{path}: not a training run directory (no config.toml)")
         ck_dir = latest_checkpoint(path)
         if ck_dir is None:
             raise CheckpointError(f"{path}: this run has no checkpoint yet; train it first (or wait for one)")
-    with open(path / "config.toml", "rb") as f:
-        try:
-            config = tomllib.load(f)
-        except tomllib.TOMLDecodeError as err:
-            raise CheckpointError(f"{path / 'config.toml'}: not valid TOML ({err})") from err
-    version = int(config.get("version", 1))
-    if version > CONFIG_VERSION:
-        raise CheckpointError(
-            f"{path}: written by a newer ambient-imaging (run format {version}, this version reads up to "
-            f"{CONFIG_VERSION}); upgrade ambient-imaging to load it"
-        )
+    config = _read_config(path)
     ck = load_checkpoint(ck_dir, weights_only=ema)
-    net_cfg = ck.state.get("network")
-    if not net_cfg or not isinstance(net_cfg, dict):
-        raise CheckpointError(f"{ck_dir}: the checkpoint does not record its network configuration")
-    from ambient_imaging.networks import EDMPrecond
-
-    try:
-        # classes are looked up in an allow-list (networks.backbone_classes): nothing named in
-        # state.json is ever imported, at any nesting level
-        net = EDMPrecond.from_config(net_cfg)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{ck_dir}: cannot rebuild the network ({err})") from err
-    weights = ck.ema if ema else ck.net
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{ck_dir}: weights do not match the recorded network ({err})") from err
+    net = _build_network(ck.state.get("network"), ck_dir, ck.ema if ema else ck.net)
     net = net.to(device).eval().requires_grad_(False)
     info = ck.state.get("prior", {})
-    shape = tuple(int(s) for s in info.get("image_shape", (0, 0, 0)))
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{ck_dir / 'state.json'}: field 'prior' must be a table, got {type(info).__name__}")
+    fields = prior_fields(info, config, ck_dir / "state.json")
     return Prior(
         denoiser=net,
-        family=str(info.get("family", config.get("operator", "mask"))),
-        image_shape=shape,  # type: ignore[arg-type]
-        is_complex=bool(info.get("is_complex", False)),
-        noise_sigma=float(info.get("noise_sigma", config.get("noise_sigma", 0.0))),
-        delta=float(info.get("delta", config.get("delta", 0.0))),
-        corruption=float(info.get("corruption", config.get("corruption", 0.0))),
-        sigma_min=float(info.get("sigma_min", 0.002)),
-        sigma_max=float(info.get("sigma_max", 80.0)),
-        sigma_data=float(info.get("sigma_data", config.get("sigma_data", 0.5))),
-        mask_channels=int(info.get("mask_channels", 0)),
-        scale_rule=str(info.get("scale_rule", "unknown")),
+        **fields,
         config=config,
         run_dir=path,
         step=ck.step,
         normalisation=_normalisation(info, ck_dir),
         mask_spec=_mask_spec(info, ck_dir),
-        info=dict(info) if isinstance(info, dict) else {},
+        info=dict(info),
     )
+
+
+def _read_config(run: Path) -> dict[str, Any]:
+    cfg_path = check_inside(run / "config.toml", run, "config.toml")
+    with open(cfg_path, "rb") as f:
+        try:
+            config = tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{cfg_path}: not valid TOML ({err})") from err
+    try:
+        version = int(config.get("version", 1))
+    except (TypeError, ValueError):
+        got = config.get("version")
+        raise CheckpointError(f"{cfg_path}: field 'version' must be an integer, got {got!r}") from None
+    if version > CONFIG_VERSION:
+        raise CheckpointError(
+            f"{run}: written by a newer ambient-imaging (run format {version}, this version reads up to "
+            f"{CONFIG_VERSION}); upgrade ambient-imaging to load it"
+        )
+    return flat_config(config, str(cfg_path))
+
+
+def _build_network(net_cfg: Any, ck_dir: Path, weights: dict[str, torch.Tensor]) -> nn.Module:
+    """The recorded network with ``weights``, sized first: built on the ``meta`` device (no memory), its
+    parameters must fit the weights read and the memory available before the real one is built."""
+    from ambient_imaging.limits import check_memory, format_bytes
+    from ambient_imaging.networks import EDMPrecond
+
+    if not net_cfg or not isinstance(net_cfg, dict):
+        raise CheckpointError(f"{ck_dir}: the checkpoint does not record its network configuration")
+    try:
+        # classes are looked up in an allow-list (networks.backbone_classes): nothing named in
+        # state.json is ever imported, at any nesting level
+        with torch.device("meta"):
+            shell = EDMPrecond.from_config(net_cfg)
+        need = sum(p.numel() * p.element_size() for p in shell.parameters())
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as err:
+        raise CheckpointError(f"{ck_dir / 'state.json'}: field 'network': cannot rebuild the network "
+                              f"({str(err)[:300]})") from err
+    have = sum(t.numel() * t.element_size() for t in weights.values())
+    if need > 2 * have + 2**20:
+        raise CheckpointError(
+            f"{ck_dir / 'state.json'}: field 'network' describes a network of {format_bytes(need)} but the weights "
+            f"hold {format_bytes(have)}; the metadata do not match the weights (tampered or corrupt checkpoint)")
+    check_memory(need, "the recorded network", str(ck_dir))
+    net = EDMPrecond.from_config(net_cfg)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ck_dir}: weights do not match the recorded network ({str(err)[:300]})") from err
+    return net
+
+
+def _number(d: dict[str, Any], key: str, default: float, where: Path, *, low: float = 0.0, strict: bool = False,
+            high: float = math.inf, high_strict: bool = False) -> float:
+    v = d.get(key, default)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v > low if strict else v >= low) and (v < high if high_strict else v <= high)
+    if not ok:
+        rng = f"{'>' if strict else '>='} {low:g}" + (f" and {'<' if high_strict else '<='} {high:g}"
+                                                      if math.isfinite(high) else "")
+        raise CheckpointError(f"{where}: field '{key}' must be a finite number {rng}, got {v!r}")
+    return float(v)
+
+
+def prior_fields(info: dict[str, Any], config: dict[str, Any], where: Path) -> dict[str, Any]:
+    """The :class:`Prior` attributes recorded in ``info`` (``state.json``'s ``"prior"`` table), validated.
+
+    Missing fields fall back on the run's ``config`` or the historical defaults; a field of the
+    wrong type or out of range (NaN or negative σ, an image of 0×0, δ ≥ 1) raises
+    :class:`CheckpointError` naming ``where`` and the field.
+    """
+    shape = info.get("image_shape", (0, 0, 0))
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in shape)):
+        raise CheckpointError(f"{where}: field 'image_shape' must be three integers (C, H, W) in 1..65536, "
+                              f"got {str(shape)[:80]}")
+    texts = {}
+    for key, fallback in (("family", config.get("operator", "mask")), ("scale_rule", "unknown")):
+        v = info.get(key, fallback)
+        if not isinstance(v, str):
+            raise CheckpointError(f"{where}: field '{key}' must be a string, got {type(v).__name__}")
+        texts[key] = v
+    flag = info.get("is_complex", False)
+    if not isinstance(flag, bool):
+        raise CheckpointError(f"{where}: field 'is_complex' must be true or false, got {flag!r}")
+    channels = info.get("mask_channels", 0)
+    if not isinstance(channels, int) or isinstance(channels, bool) or not 0 <= channels <= 4096:
+        raise CheckpointError(f"{where}: field 'mask_channels' must be an integer in 0..4096, got {channels!r}")
+    sigma_min = _number(info, "sigma_min", 0.002, where)
+    sigma_max = _number(info, "sigma_max", 80.0, where, low=sigma_min, strict=True)
+    return {
+        "family": texts["family"], "scale_rule": texts["scale_rule"],
+        "image_shape": tuple(shape), "is_complex": flag, "mask_channels": channels,
+        "noise_sigma": _number(info, "noise_sigma", _fallback(config, "noise_sigma", 0.0), where),
+        "delta": _number(info, "delta", _fallback(config, "delta", 0.0), where, high=1.0, high_strict=True),
+        "corruption": _number(info, "corruption", _fallback(config, "corruption", 0.0), where),
+        "sigma_min": sigma_min, "sigma_max": sigma_max,
+        "sigma_data": _number(info, "sigma_data", _fallback(config, "sigma_data", 0.5), where, strict=True),
+    }
+
+
+def _fallback(config: dict[str, Any], key: str, default: float) -> Any:
+    v = config.get(key)
+    return default if v is None else v
 
 
 def _normalisation(info: dict[str, Any], where: Path) -> Any:

@@ -1,5 +1,9 @@
 """The training loop: AdamW, LR warm-up, clipping, EMA, bf16, compile, accumulation, DDP, resume.
 
+Building a run from a config (network, loss, data settings) lives in :mod:`.assembly`, the
+hardware probes in :mod:`.hardware`; this module is the loop: :meth:`Trainer.fit` runs
+``_start`` → (``_step`` → ``_report`` → checkpoint)* → ``_finish``.
+
 Reproducibility model (what makes ``--resume`` bit-exact on CPU):
 
 * the data order is a pure function of ``(seed, rank, batch index)``
@@ -22,7 +26,6 @@ import random
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from ambient_imaging.datasets import MeasurementBatch, collate_measurements
 from ambient_imaging.locks import RunLock
 
+from .cache import CachedItems
 from .checkpoint import (
     capture_rng,
     latest_checkpoint,
@@ -49,6 +53,9 @@ from .checkpoint import (
 from .config import TrainConfig
 from .data import ResumableBatchSampler, _mix, seed_worker
 from .distributed import DistContext, all_reduce_mean, resolve_device
+from .hardware import resolve_precision
+from .losses import Loss, LossOutput
+from .losses.mixture import as_output
 from .sigma import band_index, band_labels, sigma_bands
 
 __all__ = [
@@ -60,8 +67,6 @@ __all__ = [
     "BAND_COLUMNS",
     "SIGMA_BAND_EDGES",
     "CachedItems",
-    "cpu_contention",
-    "resolve_precision",
 ]
 
 METRICS_COLUMNS = ("step", "images", "loss", "lr", "grad_norm", "images_per_s", "seconds")
@@ -111,97 +116,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class CachedItems(Dataset):
-    """Keep the items of a deterministic dataset in memory after their first read (up to ``max_bytes``).
-
-    Measurement datasets here are pure functions of the index (files, retrospective masks and
-    simulated corruption are seeded per item), so caching changes nothing but speed: e.g. a
-    fastMRI slice costs an HDF5 read, its coil maps and a normalisation every time otherwise.
-    Only used with ``num_workers = 0`` (worker processes would each hold a copy).
-    """
-
-    def __init__(self, dataset: Dataset, max_bytes: float = 2 * 1024**3):
-        self.dataset = dataset
-        self.max_bytes = float(max_bytes)
-        self.bytes = 0
-        self._items: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int) -> Any:
-        hit = self._items.get(i)
-        if hit is not None:
-            return hit
-        item = self.dataset[i]
-        size = _nbytes(item)
-        if self.bytes + size <= self.max_bytes:
-            self._items[i] = item
-            self.bytes += size
-        return item
-
-
-def _nbytes(obj: Any, _depth: int = 0) -> int:
-    """Approximate memory held by tensors in an item (dicts, lists, operators' tensor attributes)."""
-    if isinstance(obj, Tensor):
-        return obj.element_size() * obj.numel()
-    if _depth > 3:
-        return 0
-    if isinstance(obj, dict):
-        return sum(_nbytes(v, _depth + 1) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v, _depth + 1) for v in obj)
-    if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return sum(_nbytes(v, _depth + 1) for v in vars(obj).values())
-    return 0
-
-
-def cpu_bf16_native() -> bool:
-    """True when this CPU has native bf16 arithmetic (oneDNN's avx512_bf16 / AMX kernels)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"fp32"`` or ``"bf16"`` for a config's ``precision`` on ``device`` (``"auto"``: bf16 on CPUs with
-    native bf16 instructions only, where it is ~1.5x faster with the same training curve)."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cpu" and cpu_bf16_native() else "fp32"
-
-
-def cpu_contention(threshold: float = 0.5) -> str | None:
-    """A warning when other processes compete for this process's CPU cores, else ``None``.
-
-    Compares the 1-minute load average with the cores this process may use: above
-    ``cores − threshold`` the cores are busy before training starts, and OpenMP threads that spin
-    while waiting for a busy core make every step several times slower (about 8x measured on 2
-    cores). Called by :func:`train` before it loads anything (its own load is not counted yet).
-    """
-    if not hasattr(os, "getloadavg"):
-        return None
-    try:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        load = os.getloadavg()[0]
-    except OSError:
-        return None
-    if load <= cores - threshold:
-        return None
-    threads = torch.get_num_threads()
-    advice = (
-        f"{threads} OpenMP threads spinning on busy cores can make training several times slower (~8x measured "
-        "on 2 cores): stop the other jobs, or train with OMP_NUM_THREADS=1"
-        if threads > 1
-        else "training gets only a share of a core"
-    )
-    return (
-        f"the CPU is busy: load average {load:.2f} on {cores} core(s) before training starts; {advice}. "
-        "Images/s will not be representative."
-    )
-
-
 class Trainer:
     """Train a denoiser ``net`` with ``loss`` on a measurement ``dataset``.
 
@@ -211,7 +125,9 @@ class Trainer:
         net: the denoiser (``net(x, sigma, mask)``); its raw weights are trained and
             an EMA copy is kept. Build it after :func:`seed_everything` so that every
             rank starts from the same weights (DDP also broadcasts rank 0's).
-        loss: ``loss(net, batch, generator=...) -> (B,)`` per-sample losses.
+        loss: a :class:`~ambient_imaging.training.losses.Loss` (its record feeds the per-σ-band
+            columns; clean references reach it only if it ``needs_reference``), or any
+            ``loss(net, batch, generator=...) -> (B,)`` callable.
         run_dir: where ``config.toml``, ``metrics.csv`` and ``checkpoints/`` go
             (default ``config.out``).
         prior_info: what :func:`~ambient_imaging.training.load_prior` needs besides
@@ -377,20 +293,25 @@ class Trainer:
         every = self.cfg.diagnostics_every
         return every > 0 and not self.ctx.distributed and self.ctx.is_main and (self.step + 1) % every == 0
 
-    def _band_diagnostics(self, per_sample: Tensor, diagnose: bool) -> None:
+    def _band_diagnostics(self, out: LossOutput, diagnose: bool) -> None:
         """Accumulate the loss per σ band; on diagnostic steps also the gradient norm per band.
 
-        Needs the loss to expose the σ it drew (``loss.last_sigma``, ``(B,)``); otherwise nothing is logged.
+        Needs the loss's record to carry the σ it drew (``out.sigma``, ``(B,)``); otherwise nothing is logged.
         """
-        sig = getattr(self.loss_fn, "last_sigma", None)
+        per_sample, sig = out.per_sample, out.sigma
         if not isinstance(sig, Tensor) or sig.numel() != per_sample.numel():
             return
         bands = band_index(sig, SIGMA_BAND_EDGES)
-        weighted = getattr(self.loss_fn, "last_weighted", None)  # λ(σ)·error, before a learned uncertainty
-        use = weighted if isinstance(weighted, Tensor) and weighted.numel() == per_sample.numel() else per_sample
-        values = use.detach().float().cpu()
+        if out.active is not None:  # samples gated out at their σ (NoiseGate) are in no band
+            bands = torch.where(out.active.to(bands.device), bands, torch.full_like(bands, -1))
+        use = out.band_values()  # λ(σ)·error, before a learned uncertainty
+        if use.numel() != per_sample.numel():
+            use = per_sample.detach()
+        values = use.float().cpu()
         params = [p for p in self.net.parameters() if p.requires_grad] if diagnose else []
         for k in bands.unique().tolist():
+            if k < 0:
+                continue
             sel = bands == k
             self._band_sum[k] += float(values[sel].sum())
             self._band_n[k] += int(sel.sum())
@@ -434,7 +355,7 @@ class Trainer:
         old = signal.signal(signal.SIGTERM, handler)
         return lambda: signal.signal(signal.SIGTERM, old)
 
-    def fit(self, resume: bool = False) -> TrainResult:
+    def fit(self, resume: bool = False, lock: RunLock | None = None) -> TrainResult:
         """Train until ``steps`` or ``minutes``; checkpoint periodically and at exit.
 
         The run folder is locked for the whole run (:class:`~ambient_imaging.locks.RunLock`, rank 0):
@@ -442,18 +363,52 @@ class Trainer:
         Leftovers of killed writes (half-written checkpoints, temporaries) are removed first.
         Raises :class:`NonFiniteLossError` (after keeping the last good checkpoint)
         when the loss or gradient norm stops being finite. ``KeyboardInterrupt``
-        saves a checkpoint and is re-raised.
+        saves a checkpoint and is re-raised. ``lock``: the run folder's lock when the caller holds it
+        already (the CLI); otherwise it is taken here, once, and released at the end.
         """
-        lock = RunLock(self.run_dir, purpose="train").acquire() if self.ctx.is_main else None
+        own = lock is None or not lock.held
+        if own:
+            lock = RunLock(self.run_dir, purpose="train").acquire() if self.ctx.is_main else None
         try:
             if lock is not None:
                 remove_orphans(self.run_dir)
             return self._fit(resume)
         finally:
-            if lock is not None:
+            if own and lock is not None:
                 lock.release()
 
     def _fit(self, resume: bool) -> TrainResult:
+        run = self._start(resume)
+        try:
+            if not run.resumed and self.ctx.is_main:
+                run.ckpt = self.save()  # step 0: there is always a good checkpoint to fall back to
+            while self.step < self.cfg.steps:
+                if self._should_stop(run):
+                    break
+                run.rng_at_step_start = capture_rng(self.generator) if self.ctx.is_main else None
+                loss_value, grad_norm, lr = self._step(run)
+                run.rng_at_step_start = None
+                self._report(run, loss_value, grad_norm, lr)
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.seconds = run.seconds0 + time.perf_counter() - run.t_start
+                    run.ckpt = self.save() or run.ckpt
+        except KeyboardInterrupt:
+            # weights/optimizer are still those after self.step steps; the step that was
+            # interrupted is redone on resume from its starting RNG state
+            self.seconds = run.seconds0 + time.perf_counter() - run.t_start
+            self.save(run.rng_at_step_start)
+            if run.bar is not None:
+                run.bar.close()
+            raise
+        finally:
+            run.restore_signal()
+            if self.ctx.is_main and hasattr(self, "_metrics_file"):
+                self._metrics_file.close()
+        return self._finish(run)
+
+    # ---- the parts of a run -----------------------------------------------------------
+    def _start(self, resume: bool) -> _Run:
+        """Check/resume the run folder, write the config and open the metrics; the loop state."""
         cfg, ctx = self.cfg, self.ctx
         if not resume and latest_checkpoint(self.run_dir) is not None:
             raise ValueError(
@@ -468,335 +423,152 @@ class Trainer:
             self._open_metrics()
         loader = iter(self._loader())
         restore_signal = self._install_signal()
-        bar = None
         # a run bounded by wall time only (steps = a huge sentinel) shows a bar in seconds
         by_time = cfg.minutes is not None and cfg.steps >= 10**6
-        if ctx.is_main and cfg.progress:
-            from tqdm.auto import tqdm
-
-            if by_time:
-                bar = tqdm(total=round(60.0 * cfg.minutes), desc="train", unit="s", dynamic_ncols=True,
-                           bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
-            else:
-                bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        bar = self._progress_bar(by_time) if ctx.is_main and cfg.progress else None
         t_start = time.perf_counter()
-        seconds0 = self.seconds
-        deadline = t_start + 60.0 * cfg.minutes if cfg.minutes is not None else math.inf
-        log_loss, log_n, log_t, log_images, last_loss = 0.0, 0, time.perf_counter(), self.images, float("nan")
-        grad_norm = torch.zeros(())
-        ckpt: Path | None = latest_checkpoint(self.run_dir) if resumed else None
-        stopped = "steps"
-        rng_at_step_start = None
-        try:
-            if not resumed and ctx.is_main:
-                ckpt = self.save()  # step 0: there is always a good checkpoint to fall back to
-            while self.step < cfg.steps:
-                stop = torch.tensor(
-                    [1.0 if (self._stop_reason or time.perf_counter() >= deadline) else 0.0], device=self.device
-                )
-                if ctx.distributed:
-                    torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
-                if stop.item() > 0:  # all ranks agree (a signal may have reached another rank)
-                    stopped = self._stop_reason or ("minutes" if time.perf_counter() >= deadline else "signal")
-                    break
-                rng_at_step_start = capture_rng(self.generator) if ctx.is_main else None
-                lr = self.lr_at(self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                self.optimizer.zero_grad(set_to_none=True)
-                self.generator.manual_seed(_mix(cfg.seed, ctx.rank, self.step, 0x401535))
-                total = torch.zeros((), device=self.device)
-                for r in range(cfg.accumulate):
-                    batch: MeasurementBatch = next(loader)
-                    batch = batch.to(self.device)
-                    if cfg.loss != "oracle":
-                        batch.reference = None
-                    sync = (
-                        self.model.no_sync()
-                        if ctx.distributed and r < cfg.accumulate - 1 and hasattr(self.model, "no_sync")
-                        else contextlib.nullcontext()
-                    )
-                    with sync:
-                        with self._autocast():
-                            per_sample = self.loss_fn(self.model, batch, generator=self.generator)
-                        self._band_diagnostics(per_sample, diagnose=r == 0 and self._diagnose_now())
-                        mean = per_sample.float().mean() / cfg.accumulate
-                        mean.backward()
-                    total += mean.detach()
-                total = all_reduce_mean(total, ctx)
-                loss_value = float(total)
-                if not math.isfinite(loss_value):
-                    raise NonFiniteLossError(
-                        f"the training loss became {loss_value} at step {self.step + 1} "
-                        f"(after {self.images} images); stopped without saving this state. The last good "
-                        f"checkpoint is {latest_checkpoint(self.run_dir)}. Try a lower --lr, a longer warm-up, "
-                        "or check the data for NaN/Inf values."
-                    )
-                params = [p for p in self.net.parameters() if p.grad is not None]
-                clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.zeros(())
-                if not torch.isfinite(grad_norm):
-                    raise NonFiniteLossError(
-                        f"the gradient norm became {float(grad_norm)} at step {self.step + 1}; stopped without "
-                        f"saving this state. The last good checkpoint is {latest_checkpoint(self.run_dir)}."
-                    )
-                self.optimizer.step()
-                self.step += 1
-                self.images += cfg.batch_size
-                self._update_ema()
-                rng_at_step_start = None
-                last_loss = loss_value
-                log_loss += loss_value
-                log_n += 1
-                if ctx.is_main:
-                    if bar is not None:
-                        now = time.perf_counter()
-                        rate = (self.images - log_images) / max(now - log_t, 1e-9)
-                        if by_time:
-                            bar.set_postfix(step=self.step, loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}",
-                                            refresh=False)
-                            bar.update(min(int(now - t_start), bar.total) - bar.n)
-                        else:
-                            bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
-                            bar.update(1)
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        now = time.perf_counter()
-                        self.seconds = seconds0 + now - t_start
-                        self._log(
-                            {
-                                "step": self.step,
-                                "images": self.images,
-                                "loss": log_loss / log_n,
-                                "lr": lr,
-                                "grad_norm": float(grad_norm),
-                                "images_per_s": (self.images - log_images) / max(now - log_t, 1e-9),
-                                "seconds": self.seconds,
-                            }
-                        )
-                        log_loss, log_n, log_t, log_images = 0.0, 0, now, self.images
-                if self.step % cfg.checkpoint_every == 0:
-                    self.seconds = seconds0 + time.perf_counter() - t_start
-                    ckpt = self.save() or ckpt
-        except KeyboardInterrupt:
-            # weights/optimizer are still those after self.step steps; the step that was
-            # interrupted is redone on resume from its starting RNG state
-            self.seconds = seconds0 + time.perf_counter() - t_start
-            self.save(rng_at_step_start)
-            if bar is not None:
-                bar.close()
-            raise
-        finally:
-            restore_signal()
-            if ctx.is_main and hasattr(self, "_metrics_file"):
-                self._metrics_file.close()
-        self.seconds = seconds0 + time.perf_counter() - t_start
-        if bar is not None:
-            bar.close()
+        return _Run(
+            loader=loader, restore_signal=restore_signal, bar=bar, by_time=by_time, resumed=resumed,
+            t_start=t_start, seconds0=self.seconds,
+            deadline=t_start + 60.0 * cfg.minutes if cfg.minutes is not None else math.inf,
+            log_t=t_start, log_images=self.images,
+            ckpt=latest_checkpoint(self.run_dir) if resumed else None,
+        )
+
+    def _progress_bar(self, by_time: bool) -> Any:
+        from tqdm.auto import tqdm
+
+        if by_time:
+            return tqdm(total=round(60.0 * self.cfg.minutes), desc="train", unit="s", dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+        return tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+
+    def _should_stop(self, run: _Run) -> bool:
+        """True (on every rank) once a signal arrived or the time is up; sets ``run.stopped``."""
+        stop = torch.tensor(
+            [1.0 if (self._stop_reason or time.perf_counter() >= run.deadline) else 0.0], device=self.device
+        )
+        if self.ctx.distributed:
+            torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+        if stop.item() > 0:  # all ranks agree (a signal may have reached another rank)
+            run.stopped = self._stop_reason or ("minutes" if time.perf_counter() >= run.deadline else "signal")
+            return True
+        return False
+
+    def _step(self, run: _Run) -> tuple[float, Tensor, float]:
+        """One optimizer step (all accumulation rounds); returns the loss, gradient norm and LR."""
+        cfg, ctx = self.cfg, self.ctx
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        self.generator.manual_seed(_mix(cfg.seed, ctx.rank, self.step, 0x401535))
+        keep_reference = isinstance(self.loss_fn, Loss) and self.loss_fn.needs_reference
+        total = torch.zeros((), device=self.device)
+        for r in range(cfg.accumulate):
+            batch: MeasurementBatch = next(run.loader)
+            batch = batch.to(self.device)
+            if not keep_reference:  # clean images reach only the losses that declare they need them
+                batch.reference = None
+            sync = (
+                self.model.no_sync()
+                if ctx.distributed and r < cfg.accumulate - 1 and hasattr(self.model, "no_sync")
+                else contextlib.nullcontext()
+            )
+            with sync:
+                with self._autocast():
+                    out = as_output(self.loss_fn, self.model, batch, self.generator)
+                self._band_diagnostics(out, diagnose=r == 0 and self._diagnose_now())
+                mean = out.per_sample.float().mean() / cfg.accumulate
+                mean.backward()
+            total += mean.detach()
+        loss_value = float(all_reduce_mean(total, ctx))
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(
+                f"the training loss became {loss_value} at step {self.step + 1} "
+                f"(after {self.images} images); stopped without saving this state. The last good "
+                f"checkpoint is {latest_checkpoint(self.run_dir)}. Try a lower --lr, a longer warm-up, "
+                "or check the data for NaN/Inf values."
+            )
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.zeros(())
+        if not torch.isfinite(grad_norm):
+            raise NonFiniteLossError(
+                f"the gradient norm became {float(grad_norm)} at step {self.step + 1}; stopped without "
+                f"saving this state. The last good checkpoint is {latest_checkpoint(self.run_dir)}."
+            )
+        self.optimizer.step()
+        self.step += 1
+        self.images += cfg.batch_size
+        self._update_ema()
+        return loss_value, grad_norm, lr
+
+    def _report(self, run: _Run, loss_value: float, grad_norm: Tensor, lr: float) -> None:
+        """Progress bar and, every ``log_every`` steps, a ``metrics.csv`` row (rank 0)."""
+        run.last_loss = loss_value
+        run.log_loss += loss_value
+        run.log_n += 1
+        if not self.ctx.is_main:
+            return
+        if run.bar is not None:
+            now = time.perf_counter()
+            rate = (self.images - run.log_images) / max(now - run.log_t, 1e-9)
+            if run.by_time:
+                run.bar.set_postfix(step=self.step, loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
+                run.bar.update(min(int(now - run.t_start), run.bar.total) - run.bar.n)
+            else:
+                run.bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{rate:.1f}", refresh=False)
+                run.bar.update(1)
+        if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+            now = time.perf_counter()
+            self.seconds = run.seconds0 + now - run.t_start
+            self._log(
+                {
+                    "step": self.step,
+                    "images": self.images,
+                    "loss": run.log_loss / run.log_n,
+                    "lr": lr,
+                    "grad_norm": float(grad_norm),
+                    "images_per_s": (self.images - run.log_images) / max(now - run.log_t, 1e-9),
+                    "seconds": self.seconds,
+                }
+            )
+            run.log_loss, run.log_n, run.log_t, run.log_images = 0.0, 0, now, self.images
+
+    def _finish(self, run: _Run) -> TrainResult:
+        """The final checkpoint (unless the last step has one) and the run's summary."""
+        ctx = self.ctx
+        self.seconds = run.seconds0 + time.perf_counter() - run.t_start
+        if run.bar is not None:
+            run.bar.close()
         final = latest_checkpoint(self.run_dir) if ctx.is_main else None
+        ckpt = run.ckpt
         if ctx.is_main and (final is None or final.name != f"step-{self.step:08d}"):
             ckpt = self.save()
         elif final is not None:
             ckpt = final
         ctx.barrier()
-        return TrainResult(self.run_dir, self.step, self.images, last_loss, self.seconds, stopped, ckpt)
+        return TrainResult(self.run_dir, self.step, self.images, run.last_loss, self.seconds, run.stopped, ckpt)
 
 
-# ---------------------------------------------------------------------- building a run from a config
-def build_network(
-    cfg: TrainConfig, image_shape: tuple[int, int, int], is_complex: bool, mask_channels: int
-) -> nn.Module:
-    """``EDMPrecond(UNet.<preset>(...))`` for the data's image shape (``cfg.network_overrides`` go to the UNet)."""
-    from ambient_imaging.networks import EDMPrecond, UNet
+@dataclass
+class _Run:
+    """The loop state of one :meth:`Trainer.fit` call."""
 
-    c, h, w = image_shape
-    real_ch = c * (2 if is_complex else 1)
-    preset = {"tiny": UNet.tiny, "small": UNet.small, "paper": UNet.paper}[cfg.network]
-    kwargs: dict[str, Any] = {} if cfg.network == "tiny" else {"img_resolution": int(min(h, w))}
-    kwargs.update(cfg.network_overrides)
-    try:
-        backbone = preset(real_ch + mask_channels, real_ch, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"network_overrides: {err}") from err
-    # unobserved pixels / k-space lines get the σ → ∞ preconditioning (networks/precond.py); the
-    # gridded-uv masks of interferometry use another FFT convention and keep plain EDM
-    mask_domain = cfg.mask_domain
-    if mask_domain == "auto":
-        mask_domain = "none"
-        if cfg.operator == "mask" and mask_channels in (1, c):
-            mask_domain = "pixel"
-        elif cfg.operator == "mri" and mask_channels == 1:
-            mask_domain = "kspace"
-    # EDM2's learned per-σ uncertainty (training only) for the losses that use it
-    logvar = 128 if cfg.weighting == "uncertainty" and cfg.loss in ("ambient", "oracle", "naive") else 0
-    return EDMPrecond(
-        backbone, image_channels=c, is_complex=is_complex, mask_channels=mask_channels,
-        sigma_data=_sigma_data(cfg), mask_domain=mask_domain, logvar_channels=logvar,
-    )
-
-
-def _sigma_data(cfg: TrainConfig) -> float:
-    """The configured σ_data, or EDM's 0.5 when it is still unset (``train`` estimates it first)."""
-    return float(cfg.sigma_data) if cfg.sigma_data is not None else 0.5
-
-
-def build_loss(cfg: TrainConfig, noise_sigma: float, mask_channels: int = 0) -> LossFn:
-    """The loss object for ``cfg.loss`` (see :mod:`ambient_imaging.training.losses`).
-
-    The baselines feed all-ones mask channels to a network that takes a mask, so that
-    every loss trains the same network.
-    """
-    from ambient_imaging.training import losses
-
-    sd = _sigma_data(cfg)
-    if cfg.loss == "ambient":
-        mri = cfg.operator == "mri"
-        return losses.AmbientLoss(
-            delta=cfg.delta,
-            space=cfg.space,
-            heldout=cfg.heldout,
-            fresh_subsample=cfg.fresh_subsample,
-            sigma_data=sd,
-            weighting=cfg.weighting,
-            sigma_floor=cfg.sigma_floor,
-            extra_acceleration=cfg.extra_acceleration if mri and cfg.extra_acceleration > 1 else None,
-            center_range=tuple(cfg.center_lines) if mri and cfg.center_lines is not None else None,
-        )
-    if cfg.loss == "tweedie":  # the Tweedie loss keeps EDM's weight (it is trained at σ > σ_n only)
-        return losses.AmbientTweedieLoss(sigma_n=noise_sigma, sigma_data=sd)
-    mask = "ones" if mask_channels > 0 else "none"
-    if cfg.loss == "oracle":
-        return losses.OracleLoss(sigma_data=sd, mask=mask, weighting=cfg.weighting)
-    return losses.NaiveLoss(sigma_data=sd, mask=mask, weighting=cfg.weighting)
-
-
-def resolve_data_settings(cfg: TrainConfig, data: Any) -> tuple[TrainConfig, dict[str, Any], list[str]]:
-    """Settings that depend on the training measurements, and what the prior records about them.
-
-    * ``sigma_data=None``: estimated from the measurements (:func:`~.statistics.estimate_sigma_data`);
-    * MRI ambient training: ``center_lines=None`` becomes ``[max(2, ACS_min // 2), ACS_max]``;
-    * the prior info keys ``noise_sigma_image`` / ``noise_sigma_image_max`` (σ_n per real image
-      channel: median and largest over the set), ``scoring`` (resolved ``heldout``), ``weighting``,
-      ``sigma_data_estimated``, and for MRI ``data_accelerations``, ``train_accelerations``,
-      ``train_center_lines`` (``[lo, hi]``).
-
-    Returns the completed config (written to the run's ``config.toml``), the extra prior info
-    and notes for the terminal.
-    """
-    from .statistics import estimate_sigma_data, measurement_summary
-
-    notes: list[str] = []
-    info: dict[str, Any] = {}
-    summary = data.statistics if getattr(data, "statistics", None) else measurement_summary(data.dataset)
-    sig = float(getattr(data, "noise_sigma", 0.0) or 0.0)
-    sig_max = max(sig, float(summary["noise_sigma_range"][1]))
-    factor = {"mri": 1.0 / math.sqrt(2.0), "mask": 1.0, "noise": 1.0}.get(data.family, 0.0)
-    info["noise_sigma_image"] = sig * factor
-    info["noise_sigma_image_max"] = sig_max * factor
-    if cfg.loss != "ambient":
-        info["scoring"] = "n/a"
-    elif cfg.heldout is None:
-        info["scoring"] = "tweedie" if sig > 0 else "all rows"
-    else:
-        info["scoring"] = "held-out rows" if cfg.heldout else "all rows"
-    info["weighting"] = cfg.weighting if cfg.loss != "tweedie" else "edm"
-    changes: dict[str, Any] = {}
-    if cfg.sigma_data is None:
-        est = estimate_sigma_data(data.dataset, max_items=64)
-        if est is None:
-            changes["sigma_data"] = 0.5
-            notes.append("σ_data: no estimate for this operator family; using 0.5")
-        else:
-            changes["sigma_data"] = round(float(est), 4)
-            notes.append(f"σ_data = {changes['sigma_data']:.4g} per real channel, estimated from the measurements "
-                         "(density-compensated row energies minus noise; set sigma_data to override)")
-        info["sigma_data_estimated"] = est is not None
-    else:
-        info["sigma_data_estimated"] = False
-    if sig > 0:
-        notes.append(f"measurement noise σ_n = {sig:.4g} (training scale; {info['noise_sigma_image']:.4g} per real "
-                     f"image channel): trained at σ > σ_n, scoring: {info['scoring']}")
-    if data.family == "mri" and cfg.loss == "ambient" and summary["accelerations"] is not None:
-        acc = summary["accelerations"]
-        cen = summary["center_lines"] or [0, 0]
-        if cfg.center_lines is None:
-            changes["center_lines"] = [max(2, int(cen[0]) // 2), int(cen[1])]
-        lines = changes.get("center_lines", cfg.center_lines)
-        hi = max(acc[1], acc[1] * cfg.extra_acceleration)
-        info["data_accelerations"] = [float(acc[0]), float(acc[1])]
-        info["train_accelerations"] = [float(acc[0]), float(hi)]
-        info["train_center_lines"] = [int(lines[0]), int(min(lines[1], cen[1]))]
-        info["extra_acceleration"] = float(cfg.extra_acceleration)
-        notes.append(f"ambient masks: accelerations {acc[0]:.3g}..{hi:.3g}, protected centre lines "
-                     f"{info['train_center_lines'][0]}..{info['train_center_lines'][1]} (recorded with the prior)")
-    if changes:
-        cfg = cfg.replace(**changes)
-    return cfg, info, notes
-
-
-def train(
-    cfg: TrainConfig,
-    resume: bool = False,
-    ctx: DistContext | None = None,
-    verbose: bool = True,
-    before_fit: Callable[[], None] | None = None,
-) -> TrainResult:
-    """Build data, network and loss from ``cfg`` and train (what ``ambient-imaging train`` runs).
-
-    Call under ``torchrun`` with a context from
-    :func:`~ambient_imaging.training.distributed.init_distributed` for DDP.
-    ``before_fit()`` runs (on every rank) once the data, network and loss are built — every
-    input is valid by then — and before anything is written: ``train --overwrite`` clears the
-    old run there.
-    """
-    import sys
-
-    from .data import build_training_data
-
-    cfg = cfg.validate()
-    if ctx is None:
-        ctx = DistContext(device=resolve_device(cfg.device))
-    if ctx.device.type == "cpu" and ctx.is_main:
-        busy = cpu_contention()
-        if busy is not None:
-            warnings.warn(busy, RuntimeWarning, stacklevel=2)
-    seed_everything(cfg.seed)
-    data = build_training_data(cfg)
-    cfg, extra_info, notes = resolve_data_settings(cfg, data)
-    seed_everything(cfg.seed)  # the estimates above read data only; start from the same state as before
-    net = build_network(cfg, data.image_shape, data.is_complex, data.mask_channels)
-    loss = build_loss(cfg, data.noise_sigma, data.mask_channels)
-    sigma_min = getattr(net, "sigma_min", 0.002)
-    if cfg.loss == "tweedie":
-        sigma_min = max(sigma_min, data.noise_sigma)  # the Tweedie prior is only trained for σ ≥ σ_n
-    if cfg.loss == "ambient":  # trained at σ > σ_n per real image channel (AmbientLoss): samplers stop there
-        sigma_min = max(sigma_min, float(extra_info.get("noise_sigma_image_max", 0.0)))
-    prior_info = {
-        "family": data.family,
-        "image_shape": list(data.image_shape),
-        "is_complex": data.is_complex,
-        "mask_channels": data.mask_channels,
-        "noise_sigma": data.noise_sigma,
-        "delta": cfg.delta if cfg.loss == "ambient" else 0.0,
-        "corruption": cfg.corruption if data.family == "mask" else 0.0,
-        "sigma_min": float(sigma_min),
-        "sigma_max": float(getattr(net, "sigma_max", 80.0)),
-        "sigma_data": cfg.sigma_data,
-        "scale_rule": data.scale_rule,
-        "normalisation": data.normalisation.to_dict(),
-        **({"mask_spec": data.mask_spec.to_dict()} if data.mask_spec is not None else {}),
-        "loss": cfg.loss,
-        **extra_info,
-    }
-    if verbose:
-        n_par = sum(p.numel() for p in net.parameters())
-        for note in data.notes + notes:
-            print(f"data: {note}", file=sys.stderr)
-        print(
-            f"network: {cfg.network} ({n_par / 1e6:.2f}M parameters), loss: {cfg.loss}, device: {ctx.device}, "
-            f"world size: {ctx.world_size}",
-            file=sys.stderr,
-        )
-    trainer = Trainer(cfg, data.dataset, net, loss, run_dir=cfg.out, prior_info=prior_info, ctx=ctx)
-    if before_fit is not None:
-        before_fit()
-    return trainer.fit(resume=resume)
+    loader: Any
+    restore_signal: Callable[[], Any]
+    bar: Any
+    by_time: bool
+    resumed: bool
+    t_start: float
+    seconds0: float
+    deadline: float
+    log_t: float
+    log_images: int
+    ckpt: Path | None = None
+    stopped: str = "steps"
+    rng_at_step_start: Any = None
+    log_loss: float = 0.0
+    log_n: int = 0
+    last_loss: float = float("nan")

@@ -99,6 +99,7 @@ def build_mri_brain(
     block: int | None = None,
     gap: int = 1,
     min_fill: float = 0.05,
+    clean_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Build ``train/`` (undersampled at ``acceleration``) and ``val/`` (fully sampled) fastMRI files.
 
@@ -113,6 +114,8 @@ def build_mri_brain(
         snr: ``p99(|x|) / σ`` of the complex thermal noise.
         block, gap: split layout (see the module docstring). min_fill: skip slices where less than
             this fraction of pixels is brain.
+        clean_fraction: fraction of the ``train/`` files written fully sampled (no mask; a mixed set:
+            ``train`` gives them the clean loss), spread evenly over the files; the rest at ``acceleration``.
 
     Returns:
         summary dict (also written to ``build.json``): files, bytes, slices, seconds, parameters.
@@ -120,10 +123,8 @@ def build_mri_brain(
     from tqdm.auto import tqdm
 
     from ambient_imaging.io import atomic_path
-    from ambient_imaging.operators import birdcage_maps, fft2c, ifft2c, rss
+    from ambient_imaging.operators import birdcage_maps, ifft2c, rss
     from ambient_imaging.problems import MaskSpec
-
-    from ..fastmri import write_fastmri
 
     if size not in SIZES:
         raise ValueError(f"build_mri_brain: size must be one of {sorted(SIZES)}, got {size!r}")
@@ -145,60 +146,103 @@ def build_mri_brain(
     s = imgs.shape[0]
     x = torch.from_numpy(imgs).to(torch.complex128) * _smooth_phase(s, matrix, g)  # (S, H, W)
     maps = birdcage_maps(n_coils, (matrix, matrix), dtype=torch.complex128)  # (Nc, H, W)
-    blocks = np.arange(s) // block
-    n_blocks = int(blocks.max()) + 1
-    held = {b for b in range(n_blocks) if b % 5 == 2}  # every 5th block, starting inside the brain
-    val_idx = [i for i in range(s) if blocks[i] in held]
-    near = {j for i in val_idx for j in range(i - gap, i + gap + 1)}
-    train_idx = [i for i in range(s) if i not in near]
+    blocks, held, val_idx, train_idx = _split(s, block, gap)
     fov = 233.0  # mm: the padded template width at 1 mm voxels
     spacing = fov / matrix
     spec = MaskSpec("random", float(acceleration), seed=int(seed))
     center_lines = spec.center_width(matrix)
     files: list[dict[str, Any]] = []
 
-    def kspace(idx: list[int]) -> tuple[torch.Tensor, float]:
-        coil = maps[None] * x[idx][:, None]  # (n, Nc, H, W)
-        k = fft2c(coil)
-        sigma = float(np.percentile(imgs[idx], 99)) / snr
-        re = torch.randn(k.shape, generator=g, dtype=torch.float64)
-        im = torch.randn(k.shape, generator=g, dtype=torch.float64)
-        return k + sigma * torch.complex(re, im) / math.sqrt(2.0), sigma
-
     common = {"source": "MNI152 ICBM 2009a symmetric T1 (nilearn)", "snr": float(snr), "pixel_spacing_mm": spacing,
               "seed": int(seed), "dataset": "mri-brain", "size": size}
     train_chunks = [train_idx[i : i + preset["per_file"]] for i in range(0, len(train_idx), preset["per_file"])]
     val_chunks = [[i for i in val_idx if blocks[i] == b] for b in sorted(held)]
     val_chunks = [c for c in val_chunks if c]
+    clean = _clean_files(clean_fraction, len(train_chunks))
     bar = tqdm(total=len(train_chunks) + len(val_chunks), desc="mri-brain", unit="file", disable=not progress)
     for n, idx in enumerate(train_chunks):
-        k, sigma = kspace(idx)
+        k, sigma = _noisy_kspace(maps, x, imgs, idx, snr, g)
         name = f"mni152_train_{n:03d}.h5"
         # one mask per slice, drawn by the rule reconstruction uses (key: file name and slice)
         lines = torch.stack([spec.sample((matrix, matrix), key=f"{name}:{j}")[0] for j in range(len(idx))])
-        k = k * lines[:, None, None, :]
-        path = write_fastmri(out / "train" / name, k.to(torch.complex64), mask=lines,
-                             fov_mm=(fov, fov), compression="gzip",
-                             attrs={**common, "split": "train", "acceleration": float(acceleration),
-                                    "noise_sigma": sigma, "template_slices": np.asarray([zs[i] for i in idx])})
-        files.append({"file": str(path.relative_to(out)), "slices": len(idx), "bytes": path.stat().st_size})
+        if n not in clean:
+            k = k * lines[:, None, None, :]
+        files.append(_write_file(out, out / "train" / name, k, fov, mask=None if n in clean else lines,
+                                 attrs={**common, "split": "train", "acceleration": float(acceleration),
+                                        "noise_sigma": sigma, "template_slices": np.asarray([zs[i] for i in idx])}))
         bar.update()
     for n, idx in enumerate(val_chunks):
-        k, sigma = kspace(idx)
+        k, sigma = _noisy_kspace(maps, x, imgs, idx, snr, g)
         ref = rss(ifft2c(k), dim=1).to(torch.float32)
-        path = write_fastmri(out / "val" / f"mni152_val_{n:03d}.h5", k.to(torch.complex64), reconstruction_rss=ref,
-                             fov_mm=(fov, fov), compression="gzip",
-                             attrs={**common, "split": "val", "noise_sigma": sigma,
-                                    "template_slices": np.asarray([zs[i] for i in idx])})
-        files.append({"file": str(path.relative_to(out)), "slices": len(idx), "bytes": path.stat().st_size})
+        files.append(_write_file(out, out / "val" / f"mni152_val_{n:03d}.h5", k, fov, reconstruction_rss=ref,
+                                 attrs={**common, "split": "val", "noise_sigma": sigma,
+                                        "template_slices": np.asarray([zs[i] for i in idx])}))
         bar.update()
     bar.close()
+    summary = _summary(size=size, seed=seed, acceleration=acceleration, clean_fraction=clean_fraction,
+                       clean=clean, matrix=matrix, n_coils=n_coils, snr=snr, spacing=spacing,
+                       center_lines=center_lines, spec=spec, block=block, gap=gap, held=held,
+                       train_idx=train_idx, val_idx=val_idx, files=files, t0=t0)
+    with atomic_path(out / "build.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _split(s: int, block: int, gap: int) -> tuple[np.ndarray, set[int], list[int], list[int]]:
+    """Block split of ``s`` slices: ``(blocks, held, val_idx, train_idx)`` (see the module docstring)."""
+    blocks = np.arange(s) // block
+    n_blocks = int(blocks.max()) + 1
+    held = {b for b in range(n_blocks) if b % 5 == 2}  # every 5th block, starting inside the brain
+    val_idx = [i for i in range(s) if blocks[i] in held]
+    near = {j for i in val_idx for j in range(i - gap, i + gap + 1)}
+    train_idx = [i for i in range(s) if i not in near]
+    return blocks, held, val_idx, train_idx
+
+
+def _clean_files(clean_fraction: float, n_files: int) -> set[int]:
+    """Indices of the train files written fully sampled: ``clean_fraction`` of them, spread evenly."""
+    if not 0.0 <= float(clean_fraction) <= 1.0:
+        raise ValueError(f"build_mri_brain: clean_fraction must be in [0, 1], got {clean_fraction}")
+    n_clean = int(round(float(clean_fraction) * n_files))
+    return {int(i) for i in np.linspace(0, n_files - 1, n_clean).round()} if n_clean else set()
+
+
+def _noisy_kspace(
+    maps: torch.Tensor, x: torch.Tensor, imgs: np.ndarray, idx: list[int], snr: float, g: torch.Generator
+) -> tuple[torch.Tensor, float]:
+    """Multi-coil k-space of slices ``idx`` plus complex thermal noise ``σ = p99(|x|) / snr``; ``(k, σ)``."""
+    from ambient_imaging.operators import fft2c
+
+    coil = maps[None] * x[idx][:, None]  # (n, Nc, H, W)
+    k = fft2c(coil)
+    sigma = float(np.percentile(imgs[idx], 99)) / snr
+    re = torch.randn(k.shape, generator=g, dtype=torch.float64)
+    im = torch.randn(k.shape, generator=g, dtype=torch.float64)
+    return k + sigma * torch.complex(re, im) / math.sqrt(2.0), sigma
+
+
+def _write_file(out: Path, path: Path, k: torch.Tensor, fov: float, **kwargs: Any) -> dict[str, Any]:
+    """Write one fastMRI file of k-space ``k`` (extra ``write_fastmri`` keywords) and return its ``files`` entry."""
+    from ..fastmri import write_fastmri
+
+    path = write_fastmri(path, k.to(torch.complex64), fov_mm=(fov, fov), compression="gzip", **kwargs)
+    return {"file": str(path.relative_to(out)), "slices": int(k.shape[0]), "bytes": path.stat().st_size}
+
+
+def _summary(
+    *, size: str, seed: int, acceleration: float, clean_fraction: float, clean: set[int], matrix: int,
+    n_coils: int, snr: float, spacing: float, center_lines: int, spec: Any, block: int, gap: int,
+    held: set[int], train_idx: list[int], val_idx: list[int], files: list[dict[str, Any]], t0: float,
+) -> dict[str, Any]:
+    """The build summary written to ``build.json`` (files, bytes, slices, seconds, parameters)."""
     src = template_path()
-    summary: dict[str, Any] = {
+    return {
         "dataset": "mri-brain",
         "size": size,
         "seed": int(seed),
         "acceleration": float(acceleration),
+        "clean_fraction": float(clean_fraction),
+        "clean_files": sorted(clean),
         "matrix": matrix,
         "n_coils": n_coils,
         "snr": float(snr),
@@ -214,9 +258,6 @@ def build_mri_brain(
                    "sha256": hashlib.sha256(src.read_bytes()).hexdigest()},
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    with atomic_path(out / "build.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def _version(pkg: str) -> str:

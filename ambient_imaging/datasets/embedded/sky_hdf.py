@@ -100,6 +100,68 @@ def corrupt_patch(
     return mask, y
 
 
+def _array_coverages(arrays: Sequence[str], n_times: int, frequency_hz: float) -> dict[str, Any]:
+    """Each array's ``(layout, coverage)`` for an Earth-rotation track of the field (hour angles ±3 h)."""
+    coverages: dict[str, Any] = {}
+    if arrays:
+        from ambient_imaging.operators import earth_rotation_uv, load_array
+
+        for name in arrays:
+            layout = load_array(name)
+            cov = earth_rotation_uv(layout, DEC_DEG, (-3.0, 3.0), n_times=n_times, frequency_hz=frequency_hz)
+            if cov.n_vis == 0:
+                raise ValueError(f"sky-hdf: array {name!r} never sees Dec {DEC_DEG:.1f} above its elevation limit")
+            coverages[name] = (layout, cov)
+    return coverages
+
+
+def _write_patch_visibilities(
+    out: Path,
+    clean: np.ndarray,
+    split: str,
+    k: int,
+    name: str,
+    coverages: dict[str, Any],
+    seed: int,
+    vis_noise: float,
+) -> list[str]:
+    """Simulate and write one clean patch's visibilities for every array; returns the files' relative paths."""
+    from ..uvfits import simulate_observation, write_uvfits
+
+    p = clean.shape[0]
+    written = []
+    for aname, (layout, cov) in coverages.items():
+        g = torch.Generator().manual_seed(seed * 7919 + zlib.crc32(f"{split}/{k}/{aname}".encode()))
+        sigma = vis_noise * float(clean.sum())
+        # the operator's +l (east) runs along +column; the FITS patch has east to the left
+        sky = clean[:, ::-1].copy()
+        vis = simulate_observation(sky, cov.nyquist_pixel_scale(), cov, sigma, generator=g,
+                                   source=f"XDF-{name}", ra_deg=RA_DEG, layout=layout)  # fmt: skip
+        write_uvfits(out / "uv" / aname / split / f"{name}.uvfits", vis, telescope=aname.upper(),
+                     history=(f"pixel_scale_rad={cov.nyquist_pixel_scale():.6e}",
+                              f"image_shape={p}x{p}", "operator image = FITS patch[:, ::-1]",
+                              "sky-hdf simulated"))  # fmt: skip
+        written.append(f"uv/{aname}/{split}/{name}.uvfits")
+    return written
+
+
+def _visibility_summary(
+    coverages: dict[str, Any], frequency_hz: float, patches_per_split: int, vis_noise: float
+) -> dict[str, Any]:
+    """The ``build.json`` entry describing each array's simulated visibilities."""
+    return {
+        a: {
+            "n_vis": int(cov.n_vis),
+            "pixel_scale_rad": cov.nyquist_pixel_scale(),
+            "frequency_hz": frequency_hz,
+            "patches_per_split": patches_per_split,
+            "noise_per_component": f"{vis_noise} * sum(patch)",
+            "operator_image": "FITS patch[:, ::-1] (+l = east along +column)",
+        }
+        for a, (_, cov) in coverages.items()
+    }
+
+
 def build_sky_hdf(
     out_dir: str | os.PathLike,
     size: str = "default",
@@ -134,18 +196,7 @@ def build_sky_hdf(
         s: np.stack([rng.integers(lo, hi + 1, cfg[f"n_{s}"]), rng.integers(0, w - p + 1, cfg[f"n_{s}"])], 1)
         for s, (lo, hi) in regions.items()
     }
-    coverages: dict[str, Any] = {}
-    if arrays:
-        from ambient_imaging.operators import earth_rotation_uv, load_array
-
-        for name in arrays:
-            layout = load_array(name)
-            cov = earth_rotation_uv(layout, DEC_DEG, (-3.0, 3.0), n_times=n_times, frequency_hz=frequency_hz)
-            if cov.n_vis == 0:
-                raise ValueError(f"sky-hdf: array {name!r} never sees Dec {DEC_DEG:.1f} above its elevation limit")
-            coverages[name] = (layout, cov)
-    from ..uvfits import simulate_observation, write_uvfits
-
+    coverages = _array_coverages(arrays, n_times, frequency_hz)
     total = sum(len(o) for o in origins.values())
     bar = tqdm(total=total, desc="sky-hdf", disable=not progress, unit="patch")
     heldout_clean = []
@@ -170,19 +221,9 @@ def build_sky_hdf(
             if split == "heldout":
                 heldout_clean.append(clean.astype(np.float32))
             if k < cfg["n_vis"]:
-                for aname, (layout, cov) in coverages.items():
-                    g = torch.Generator().manual_seed(seed * 7919 + zlib.crc32(f"{split}/{k}/{aname}".encode()))
-                    sigma = vis_noise * float(clean.sum())
-                    # the operator's +l (east) runs along +column; the FITS patch has east to the left
-                    sky = clean[:, ::-1].copy()
-                    vis = simulate_observation(sky, cov.nyquist_pixel_scale(), cov, sigma, generator=g,
-                                               source=f"XDF-{name}", ra_deg=RA_DEG, layout=layout)  # fmt: skip
-                    write_uvfits(out / "uv" / aname / split / f"{name}.uvfits", vis, telescope=aname.upper(),
-                                 history=(f"pixel_scale_rad={cov.nyquist_pixel_scale():.6e}",
-                                          f"image_shape={p}x{p}", "operator image = FITS patch[:, ::-1]",
-                                          "sky-hdf simulated"))  # fmt: skip
-                    written.append(f"uv/{aname}/{split}/{name}.uvfits")
-                    n_vis_files += 1
+                uv_files = _write_patch_visibilities(out, clean, split, k, name, coverages, seed, vis_noise)
+                written.extend(uv_files)
+                n_vis_files += len(uv_files)
             bar.update(1)
     bar.close()
     with atomic_path(out / "heldout_clean.npy", suffix=".npy") as tmp:
@@ -199,17 +240,7 @@ def build_sky_hdf(
         "dust": dust,
         "noise_sigma": noise_sigma,
         "wcs": {"ra_deg": RA_DEG, "dec_deg": DEC_DEG, "pixel_arcsec_assumed": PIXEL_ARCSEC},
-        "visibilities": {
-            a: {
-                "n_vis": int(cov.n_vis),
-                "pixel_scale_rad": cov.nyquist_pixel_scale(),
-                "frequency_hz": frequency_hz,
-                "patches_per_split": int(cfg["n_vis"]),
-                "noise_per_component": f"{vis_noise} * sum(patch)",
-                "operator_image": "FITS patch[:, ::-1] (+l = east along +column)",
-            }
-            for a, (_, cov) in coverages.items()
-        },  # fmt: skip
+        "visibilities": _visibility_summary(coverages, frequency_hz, int(cfg["n_vis"]), vis_noise),
         "n_uvfits": n_vis_files,
         "files": sorted(written),
         "seconds": round(time.perf_counter() - t0, 2),
