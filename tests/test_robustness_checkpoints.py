@@ -6,33 +6,12 @@ from __future__ import annotations
 import builtins
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from ambient_imaging.training import CheckpointError, latest_checkpoint, load_prior
 from ambient_imaging.training import checkpoint as ckmod
-
-TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A real one-step run (a template; tests copy it)."""
-    sys.path.insert(0, str(TESTS))
-    from test_checkpoint import run_child
-
-    run = tmp_path_factory.mktemp("template") / "run"
-    run_child(str(run), 1, resume=False)
-    return run
-
-
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "prior"
-    shutil.copytree(trained_run, dst)
-    return dst
 
 
 @pytest.fixture

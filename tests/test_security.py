@@ -16,28 +16,6 @@ from ambient_imaging.networks import EDMPrecond, UNet, backbone_classes, registe
 from ambient_imaging.training import CheckpointError, latest_checkpoint, load_prior
 from ambient_imaging.training.checkpoint import load_checkpoint, remove_orphans
 
-TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A real one-step run (a template; tests copy it)."""
-    sys.path.insert(0, str(TESTS))
-    from test_checkpoint import run_child
-
-    run = tmp_path_factory.mktemp("template") / "run"
-    run_child(str(run), 1, resume=False)
-    return run
-
-
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    dst = tmp_path / "prior"
-    shutil.copytree(trained_run, dst)
-    return dst
-
 
 @pytest.fixture
 def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
