@@ -184,11 +184,11 @@ def _info(args: argparse.Namespace) -> int:
 
 def _folder_info(args: argparse.Namespace) -> int:
     """``data info DIR``: the mix of fully sampled and undersampled fastMRI files (what training will do)."""
-    from ambient_imaging.training.data import resolve_build_folder
+    from ambient_imaging.training.data import fastmri_files, resolve_build_folder
     from ambient_imaging.training.mix import folder_mix
 
     folder = resolve_build_folder(Path(args.file))[0]
-    files = sorted(p for p in folder.glob("*.h5") if not p.name.endswith(".maps.h5"))
+    files = fastmri_files(folder) if folder.is_dir() else []
     if not files:
         raise ValueError(f"{args.file}: no .h5 files here (expected fastMRI-layout HDF5 files)")
     mix = folder_mix(files)

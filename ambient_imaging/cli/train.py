@@ -77,40 +77,6 @@ def check_numeric_flags(args: argparse.Namespace) -> None:
                          f"got {args.num_workers}")
 
 
-def check_applicable_flags(flags: dict, operator: str, data: str | None) -> None:
-    """A flag that does not apply to ``operator`` (or to the data) is an error, never silently ignored
-    and written into ``config.toml``: ``--corruption`` and ``--image-size`` shape synthetic corruption
-    of clean image sets, ``--acceleration`` undersamples fully sampled MRI files."""
-    if "corruption" in flags and operator != "mask":
-        raise ValueError(f"--corruption applies to --operator mask (synthetic masks of clean images), "
-                         f"not to --operator {operator}; drop it")
-    if "image_size" in flags and operator == "mri":
-        raise ValueError("--image-size applies to --operator mask, noise or interferometry (image sets), not to "
-                         "--operator mri (k-space keeps its matrix); drop it")
-    if "acceleration" in flags and operator != "mri":
-        raise ValueError(f"--acceleration applies to --operator mri, not to --operator {operator}; drop it")
-    if "acceleration" in flags and data:
-        r = _undersampled_already(Path(data))
-        if r is not None:
-            raise ValueError(f"--acceleration {flags['acceleration']}: the files of --data are undersampled already "
-                             f"(R = {r:.2f}, with their own masks); it applies to fully sampled files only; drop it")
-
-
-def _undersampled_already(path: Path) -> float | None:
-    """The acceleration of the first fastMRI file of ``path`` when it is undersampled, else ``None``."""
-    from ambient_imaging.datasets.fastmri import fastmri_info
-    from ambient_imaging.training.data import resolve_build_folder
-
-    try:
-        folder = resolve_build_folder(path)[0] if path.is_dir() else path
-        files = sorted(p for p in folder.glob("*.h5") if not p.name.endswith(".maps.h5")) if folder.is_dir() \
-            else [folder]
-        info = fastmri_info(files[0]) if files else None
-    except (ValueError, OSError, IndexError, KeyError):
-        return None  # unreadable: the data check reports it, naming the file
-    return None if info is None or info["fully_sampled"] else float(info["acceleration"])
-
-
 _RESUME_HELP = (
     "Run folders: an empty or new --out starts a run. Re-running the same command after an interruption "
     "(Ctrl-C, SIGTERM, kill -9) resumes the run automatically when the folder holds a run of the same settings "
@@ -208,6 +174,8 @@ def config_from_args(args: argparse.Namespace):
     flags["out"] = str(out)
     # the noise family trains with the Tweedie loss unless a loss is given explicitly
     op = flags.get("operator", cfg.operator)
+    from ambient_imaging.training.config import check_applicable_flags
+
     check_applicable_flags(flags, op, flags.get("data", cfg.data))
     if op == "noise" and "loss" not in flags and "loss" not in raw_keys:
         flags["loss"] = "tweedie"

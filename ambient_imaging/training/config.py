@@ -37,7 +37,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
 __all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "SECTIONS", "flat_config", "write_toml",
-           "atomic_write_text"]
+           "atomic_write_text", "check_applicable_flags"]
 
 #: Version of the run-directory layout / config schema. A run written by a newer
 #: version is refused by :func:`load_prior` with a clear message.
@@ -419,3 +419,24 @@ def write_toml(d: dict[str, Any], _prefix: str = "") -> str:
             name = f"{_prefix}{_toml_key(k)}"
             lines += ["", f"[{name}]", write_toml(v, name + ".").rstrip("\n")]
     return "\n".join(line for line in lines) + "\n"
+
+
+def check_applicable_flags(flags: dict, operator: str, data: str | None) -> None:
+    """A flag that does not apply to ``operator`` (or to the data) is an error, never silently ignored
+    and written into ``config.toml``: ``--corruption`` and ``--image-size`` shape synthetic corruption
+    of clean image sets, ``--acceleration`` undersamples fully sampled MRI files."""
+    if "corruption" in flags and operator != "mask":
+        raise ValueError(f"--corruption applies to --operator mask (synthetic masks of clean images), "
+                         f"not to --operator {operator}; drop it")
+    if "image_size" in flags and operator == "mri":
+        raise ValueError("--image-size applies to --operator mask, noise or interferometry (image sets), not to "
+                         "--operator mri (k-space keeps its matrix); drop it")
+    if "acceleration" in flags and operator != "mri":
+        raise ValueError(f"--acceleration applies to --operator mri, not to --operator {operator}; drop it")
+    if "acceleration" in flags and data:
+        from .mix import undersampled_acceleration
+
+        r = undersampled_acceleration(Path(data))
+        if r is not None:
+            raise ValueError(f"--acceleration {flags['acceleration']}: the files of --data are undersampled already "
+                             f"(R = {r:.2f}, with their own masks); it applies to fully sampled files only; drop it")

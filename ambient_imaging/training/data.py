@@ -196,6 +196,12 @@ def resolve_build_folder(path: Path) -> tuple[Path, str | None]:
     return src, str(name)
 
 
+def fastmri_files(path: Path) -> list[Path]:
+    """The fastMRI files ``path`` names: a folder's ``*.h5`` (sorted, not recursive; our ``*.maps.h5``
+    coil-map caches left out), or ``[path]`` for a file."""
+    return sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
+
+
 def _load_image_stack(cfg: TrainConfig) -> tuple[torch.Tensor, str]:
     """Clean images ``(N, C, H, W)`` float32 in [0, 1]-ish from faces / .npy / a folder / a ``data build`` folder."""
     src = cfg.data
@@ -407,7 +413,7 @@ def _build_mri(cfg: TrainConfig) -> TrainingData:
     if not path.exists():
         raise FileNotFoundError(f"fastMRI data not found: {path}")
     path = resolve_build_folder(path)[0]  # a `data build mri-brain --out DIR` folder: its train/ files
-    files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
+    files = fastmri_files(path)
     if not files:
         raise ValueError(f"{path}: no .h5 files here (expected fastMRI-layout HDF5 files)")
     from .mix import data_mix, mri_clean_files

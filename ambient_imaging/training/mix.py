@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .data import fastmri_files, resolve_build_folder
 from .losses.base import loss_class
 
 __all__ = ["DataMix", "data_mix", "mri_clean_files", "mixture_loss", "folder_mix"]
@@ -74,7 +75,7 @@ def mri_clean_files(cfg: Any) -> list[Path]:
     path = Path(cfg.clean_data)
     if not path.exists():
         raise FileNotFoundError(f"--clean-data {path}: not found")
-    files = sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
+    files = fastmri_files(path)
     if not files:
         raise ValueError(f"--clean-data {path}: no .h5 files here")
     under = [f.name for f in files if not folder_mix([f]).clean_files]
@@ -107,3 +108,16 @@ def mixture_loss(corrupted: Any) -> Any:
     clean = NaiveLoss(sigma_dist=getattr(corrupted, "sigma_dist", None), mask="operator",
                       sigma_data=getattr(corrupted, "sigma_data", 0.5))
     return MixtureLoss(clean, corrupted, key=CLEAN_KEY)
+
+
+def undersampled_acceleration(path: Path) -> float | None:
+    """The acceleration of the first fastMRI file of ``path`` when it is undersampled, else ``None``
+    (also for files that cannot be read: the data check reports those, naming the file)."""
+    from ambient_imaging.datasets.fastmri import fastmri_info
+
+    try:
+        files = fastmri_files(resolve_build_folder(path)[0] if path.is_dir() else path)
+        info = fastmri_info(files[0]) if files else None
+    except (ValueError, OSError, IndexError, KeyError):
+        return None
+    return None if info is None or info["fully_sampled"] else float(info["acceleration"])
