@@ -42,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="ESPIRiT calibration width (default: each slice's ACS, at most 24; part of the cache key)")
     pr.set_defaults(func=_prepare)
 
-    i = sub.add_parser("info", help="describe a fastMRI HDF5 file (or a folder: its mix of fully sampled and "
-                       "undersampled files)")
+    i = sub.add_parser("info", help="describe a fastMRI HDF5 file (or a folder of fastMRI or FITS files: its mix "
+                       "of kinds, e.g. fully sampled and undersampled, complete and masked, clean and noisy)")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=_info)
@@ -183,23 +183,16 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _folder_info(args: argparse.Namespace) -> int:
-    """``data info DIR``: the mix of fully sampled and undersampled fastMRI files (what training will do)."""
-    from ambient_imaging.training.data import fastmri_files, resolve_build_folder
-    from ambient_imaging.training.mix import folder_mix
+    """``data info DIR``: the mix of kinds in a fastMRI or FITS folder (what training will do with it)."""
+    from ambient_imaging.training.mix import folder_report
 
-    folder = resolve_build_folder(Path(args.file))[0]
-    files = fastmri_files(folder) if folder.is_dir() else []
-    if not files:
-        raise ValueError(f"{args.file}: no .h5 files here (expected fastMRI-layout HDF5 files)")
-    mix = folder_mix(files)
+    rep = folder_report(Path(args.file))
     if args.json:
-        print(json.dumps({"folder": str(folder), "files": len(files), "mix": mix.to_dict()}, indent=2))
+        print(json.dumps({k: rep[k] for k in ("folder", "files", "format", "mix", "training")}, indent=2))
         return 0
-    print(f"folder:        {folder} ({len(files)} fastMRI files)")
-    print(f"mix:           {mix.describe()}")
-    how = ("fully sampled slices train with the clean loss, undersampled ones with the ambient loss" if mix.mixed
-           else "one kind: every slice trains with the --loss given")
-    print(f"training:      {how}")
+    print(f"folder:        {rep['folder']} ({rep['files']} {rep['format']} files)")
+    print(f"mix:           {rep['describe']}")
+    print(f"training:      {rep['training']}")
     return 0
 
 

@@ -25,6 +25,8 @@ __all__ = ["add_parser", "config_from_args", "check_numeric_flags"]
 _FLAGS = (
     "data",
     "clean_data",
+    "gate",
+    "gate_factor",
     "operator",
     "out",
     "steps",
@@ -56,6 +58,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "corruption": (0, False), "noise_sigma": (0, False), "delta": (0, True), "seed": (0, False), "lr": (0, True),
     "warmup_steps": (0, False), "ema_halflife_images": (0, True), "checkpoint_every": (0, True),
     "log_every": (0, True), "num_workers": (0, False), "acceleration": (0, True), "image_size": (0, True),
+    "gate_factor": (1, False),
 }
 
 
@@ -89,7 +92,7 @@ _RESUME_HELP = (
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train``."""
-    from ambient_imaging.training.config import FAMILIES, LOSSES, NETWORKS
+    from ambient_imaging.training.config import FAMILIES, GATES, LOSSES, NETWORKS
 
     p = subparsers.add_parser(
         "train",
@@ -100,8 +103,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--data", help="training data: a fastMRI folder, FITS folder, .npy stack, image folder, or 'faces'")
-    p.add_argument("--clean-data", help="MRI: a folder of fully sampled fastMRI files trained beside the "
-                   "undersampled --data (mixture training; a mixed --data folder needs no flag)")
+    p.add_argument("--clean-data", help="clean samples trained beside --data (a mixed set): MRI, a folder of fully "
+                   "sampled fastMRI files beside undersampled --data; --operator mask|noise, a folder/stack of clean "
+                   "images kept uncorrupted beside the corrupted --data (a mixed --data folder needs no flag)")
+    p.add_argument("--gate", choices=GATES, help="mixed sets: auto (default) trains a complete sample with noise "
+                   "σ_n only at σ >= its crossing point (Ambient Omni; Tweedie loss), clean ones at every σ; off: "
+                   "noisy samples as if clean at every σ (the naive mix)")
+    p.add_argument("--gate-factor", type=float, help="crossing point = factor x σ_n (>= 1; default 1: exact for "
+                   "Gaussian noise of known σ_n)")
     p.add_argument("--operator", choices=FAMILIES, help="measurement family of the data")
     p.add_argument("--out", help="run directory (config.toml, metrics.csv, checkpoints/); required unless the "
                    "--config file sets 'out'")

@@ -217,15 +217,10 @@ def train(
     seed_everything(cfg.seed)  # the estimates above read data only; start from the same state as before
     net = build_network(cfg, data.image_shape, data.is_complex, data.mask_channels)
     loss = build_loss(cfg, data.noise_sigma, data.mask_channels)
-    mix = getattr(data, "mix", None)
-    if mix is not None:
-        extra_info["data_mix"] = mix.to_dict()
-        if mix.mixed:
-            from .mix import mixture_loss
+    if getattr(data, "mix", None) is not None:
+        from .mix import apply_mix
 
-            loss = mixture_loss(loss)
-            notes.append(f"mixed set: {mix.describe()}; fully sampled slices train with the clean loss, "
-                         "undersampled ones with the ambient loss (MixtureLoss)")
+        loss = apply_mix(cfg, data, loss, extra_info, notes)
     _check_batch_memory(cfg, data, net, ctx)
     prior_info = prior_record(cfg, data, net, extra_info)
     if verbose:

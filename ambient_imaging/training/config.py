@@ -36,8 +36,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
-__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "LOSSES", "NETWORKS", "SECTIONS", "flat_config", "write_toml",
-           "atomic_write_text", "check_applicable_flags"]
+__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "GATES", "LOSSES", "NETWORKS", "SECTIONS", "flat_config",
+           "write_toml", "atomic_write_text", "check_applicable_flags"]
 
 #: Version of the run-directory layout / config schema. A run written by a newer
 #: version is refused by :func:`load_prior` with a clear message.
@@ -52,7 +52,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     "optim": {k: k for k in ("batch_size", "accumulate", "lr", "warmup_steps", "weight_decay", "grad_clip",
                              "ema_halflife_images", "ema_rampup")},
     "loss": {"name": "loss", **{k: k for k in ("delta", "space", "heldout", "fresh_subsample", "weighting",
-                                               "sigma_floor", "extra_acceleration", "center_lines")}},
+                                               "sigma_floor", "extra_acceleration", "center_lines", "gate",
+                                               "gate_factor")}},
     "data": {"path": "data", **{k: k for k in ("clean_data", "operator", "corruption", "noise_sigma", "acceleration",
                                                "center_fraction", "mask_kind", "image_size", "array", "declination",
                                                "observation_hours", "uv_times", "num_workers", "cache_items")}},
@@ -60,6 +61,9 @@ SECTIONS: dict[str, dict[str, str]] = {
                 "mask_domain": "mask_domain", "channels_last": "channels_last"},
 }
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Ambient Omni's noise-level gate in mixed sets: ``auto`` (noisy complete samples train at σ ≥ their crossing
+#: point, clean ones at every σ) or ``off`` (noisy samples as if clean at every σ: the naive mix, an ablation)
+GATES = ("auto", "off")
 SPACES = ("measurement", "image")
 
 
@@ -96,6 +100,11 @@ class TrainConfig:
             ACS width to all of it). Recorded with the prior (``train_accelerations``,
             ``train_center_lines``). ``extra_acceleration = 1`` and ``center_lines = [acs, acs]``
             give a fixed δ with the whole ACS protected (the earlier behaviour).
+        gate, gate_factor: mixed sets (a few clean samples beside corrupted ones, :mod:`~.mix`): ``auto``
+            (default) trains a complete sample that carries noise σ_n' with the Tweedie loss only at
+            σ ≥ ``gate_factor`` · σ_n' (Ambient Omni's crossing point) and clean samples at every σ;
+            ``off`` trains noisy complete samples as if clean at every σ (the naive mix). Recorded with
+            the prior (``info["gate"]``).
         mask_domain: ``auto`` (``kspace`` for MRI, ``pixel`` for masks) or ``none``/``pixel``/``kspace``:
             the σ → ∞ preconditioning of unobserved entries (``networks/precond.py``).
         diagnostics_every: every this many steps the gradient norm per σ band is measured
@@ -142,6 +151,8 @@ class TrainConfig:
     sigma_floor: float | None = None
     extra_acceleration: float = 2.0
     center_lines: list[int] | None = None
+    gate: str = "auto"
+    gate_factor: float = 1.0
     mask_domain: str = "auto"
     diagnostics_every: int = 100
     channels_last: bool | None = None
@@ -225,6 +236,10 @@ class TrainConfig:
             and 0 <= self.center_lines[0] <= self.center_lines[1]
         ):
             bad(f"center_lines must be [lo, hi] integers with 0 <= lo <= hi, got {self.center_lines!r}")
+        if self.gate not in GATES:
+            bad(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
+        if not (math.isfinite(self.gate_factor) and self.gate_factor >= 1.0):
+            bad(f"gate_factor must be >= 1 (the crossing point is at least σ_n), got {self.gate_factor}")
         if self.mask_domain != "auto" and self.mask_domain not in MASK_DOMAINS:
             bad(f"mask_domain must be auto, {', '.join(MASK_DOMAINS)}, got {self.mask_domain!r}")
         if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
@@ -431,6 +446,9 @@ def check_applicable_flags(flags: dict, operator: str, data: str | None) -> None
     if "image_size" in flags and operator == "mri":
         raise ValueError("--image-size applies to --operator mask, noise or interferometry (image sets), not to "
                          "--operator mri (k-space keeps its matrix); drop it")
+    if "clean_data" in flags and operator == "interferometry":
+        raise ValueError("--clean-data applies to --operator mri, mask or noise (mixed sets), not to --operator "
+                         "interferometry; drop it")
     if "acceleration" in flags and operator != "mri":
         raise ValueError(f"--acceleration applies to --operator mri, not to --operator {operator}; drop it")
     if "acceleration" in flags and data:

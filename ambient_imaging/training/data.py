@@ -23,7 +23,8 @@ from ambient_imaging.problems import MaskSpec, Normalisation
 from .config import TrainConfig
 from .losses.base import loss_class
 
-__all__ = ["ResumableBatchSampler", "TrainingData", "build_training_data", "seed_worker", "MeasurementsOnly"]
+__all__ = ["ResumableBatchSampler", "TrainingData", "build_training_data", "seed_worker", "MeasurementsOnly",
+           "load_image_stack", "corruption_operator"]
 
 
 def _mix(*ints: int) -> int:
@@ -202,7 +203,7 @@ def fastmri_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.h5") if not p.name.endswith(".maps.h5")) if path.is_dir() else [path]
 
 
-def _load_image_stack(cfg: TrainConfig) -> tuple[torch.Tensor, str]:
+def load_image_stack(cfg: TrainConfig) -> tuple[torch.Tensor, str]:
     """Clean images ``(N, C, H, W)`` float32 in [0, 1]-ish from faces / .npy / a folder / a ``data build`` folder."""
     src = cfg.data
     if src == "faces":
@@ -314,6 +315,13 @@ class _Observation:
         return op.to_gridded(include_conjugate=True)
 
 
+def corruption_operator(cfg: TrainConfig, shape: tuple[int, int]) -> Any:
+    """The operator factory of synthetic corruption (``--operator mask``: dust masks [+ noise]; ``noise``: σ_n)."""
+    if cfg.operator == "mask":
+        return _DustMask(shape, cfg.corruption, float(cfg.noise_sigma))
+    return _Noise(float(cfg.noise_sigma))
+
+
 def _to_unit_range(x: torch.Tensor) -> tuple[torch.Tensor, Normalisation]:
     """Images to ``[-1, 1]`` (EDM convention), and the rule used (stored as ``Prior.scale_rule``).
 
@@ -362,9 +370,16 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
     """``mask``: PixelMask (dust, erasing a fraction ``corruption``) [+ noise σ_n]; ``noise``: GaussianNoise(σ_n).
 
     Images are mapped to ``[-1, 1]`` before corruption (``scale_rule``); each image's
-    mask/noise is drawn once, deterministically from ``(seed, index)``.
+    mask/noise is drawn once, deterministically from ``(seed, index)``. A mixed set (``--clean-data``,
+    or a FITS folder mixing complete and masked / clean and noisy files) is built by
+    :func:`~.mixed_images.mixed_image_data`.
     """
-    x, what = _load_image_stack(cfg)
+    from .mixed_images import mixed_image_data
+
+    mixed = mixed_image_data(cfg)
+    if mixed is not None:
+        return mixed
+    x, what = load_image_stack(cfg)
     c, h, w = (int(s) for s in x.shape[1:])
     sigma_n = float(cfg.noise_sigma)
     corruption = cfg.corruption if cfg.operator == "mask" else 0.0
@@ -382,8 +397,7 @@ def _build_images(cfg: TrainConfig) -> TrainingData:
         norm = Normalisation.unit_range()
     else:  # e.g. FITS or .npy data in physical units: affine map of the set's range to -1..1
         x, norm = _to_unit_range(x)
-        make_operator = _DustMask((h, w), corruption, sigma_n) if cfg.operator == "mask" else _Noise(sigma_n)
-        ds = SimulatedMeasurements(x, make_operator, seed=cfg.seed)
+        ds = SimulatedMeasurements(x, corruption_operator(cfg, (h, w)), seed=cfg.seed)
     return TrainingData(
         dataset=ds,
         family=cfg.operator,
@@ -489,7 +503,7 @@ def _build_interferometry(cfg: TrainConfig) -> TrainingData:
     """
     from ambient_imaging.operators import earth_rotation_uv, load_array
 
-    x, what = _load_image_stack(cfg)
+    x, what = load_image_stack(cfg)
     if x.shape[1] != 1:
         x = x.mean(dim=1, keepdim=True)
     from ambient_imaging.interferometry.flux import flux_rule

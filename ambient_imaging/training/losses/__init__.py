@@ -21,14 +21,14 @@ Files, one idea each: :mod:`.base` (record, base class, registry :data:`LOSSES`,
 :mod:`.ambient` (:class:`AmbientLoss`: Daras et al. 2023; A-DPS, Aali et al. 2025),
 :mod:`.tweedie` (:class:`AmbientTweedieLoss`, :class:`ConsistencyLoss`: arXiv 2404.10177,
 2411.02780), :mod:`.baselines` (:class:`OracleLoss`, :class:`NaiveLoss`), :mod:`.mixture`
-(:class:`MixtureLoss`) and :mod:`.augment` (:func:`augment`).
+(:class:`MixtureLoss`, :class:`CompleteLoss`) and :mod:`.augment` (:func:`augment`).
 """
 
 from .ambient import AmbientLoss
 from .augment import augment
 from .base import LOSSES, Loss, LossOutput, NoiseGate, image_noise_sigma, loss_class, register_loss
 from .baselines import NaiveLoss, OracleLoss
-from .mixture import MixtureLoss
+from .mixture import CompleteLoss, MixtureLoss
 from .tweedie import AmbientTweedieLoss, ConsistencyLoss
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "OracleLoss",
     "NaiveLoss",
     "MixtureLoss",
+    "CompleteLoss",
     "augment",
     "image_noise_sigma",
 ]

@@ -9,9 +9,23 @@ from torch import Tensor
 
 from ambient_imaging.datasets.batch import MeasurementBatch
 
-from .base import Loss, LossOutput, NoiseGate
+from ..sigma import LogNormalSigma
+from .base import (
+    Loss,
+    LossOutput,
+    NoiseGate,
+    b4,
+    check_sigma_data,
+    check_sigma_dist,
+    image_noise_sigma,
+    mask_for,
+    randn_image,
+    real_dtype,
+    sq,
+    weighted_output,
+)
 
-__all__ = ["MixtureLoss", "as_output", "select"]
+__all__ = ["MixtureLoss", "CompleteLoss", "as_output", "select"]
 
 
 def as_output(loss: Any, net: Any, batch: MeasurementBatch, generator: torch.Generator | None) -> LossOutput:
@@ -62,6 +76,72 @@ class MixtureLoss(Loss):
             if idx:
                 parts.append((idx, as_output(loss, net, select(batch, idx), generator)))
         return LossOutput.merge(parts, b)
+
+
+class CompleteLoss(Loss):
+    r"""The loss of *complete* samples (every pixel, or every k-space line inside the band, measured),
+    clean or noisy: DESIGN.md's loss 2 (Ambient Tweedie) with Ambient Omni's gate.
+
+    With ``x̂ = A.measurements_to_image(y)`` and σ_n' the sample's noise per real image channel
+    (:func:`~.base.image_noise_sigma`; a ``(B,)`` operator noise gives one level per sample)::
+
+        x_t = x̂ + √(σ² − σ_n'²) η,    a = σ_n'²/σ²
+        L = w(σ) ‖(1 − a) D(x_t, σ) + a x_t − x̂‖² / dof
+
+    A clean sample (σ_n' = 0) gets the plain EDM loss at every σ. A noisy one trains only at σ at or
+    above its crossing point ``gate.factor · σ_n'`` (σ drawn from the same distribution for every
+    sample, the sample gated out below: :class:`~.base.NoiseGate`), where Tweedie makes the clean
+    denoiser ``E[x | x_t]`` the minimiser. ``gate=None`` (``--gate off``, an ablation and the
+    behaviour before the gate): every sample trains at every σ as if clean (plain EDM on ``x̂``).
+
+    ``mask="operator"``: the network sees the operator's mask channels (all ones for a complete
+    sample; the band for fully sampled MRI). For MRI ``x̂ = A^H y`` is band-limited and zero where the
+    coil maps vanish, so the noise of ``x̂`` is white only inside the band and the support (the
+    Tweedie identity is exact there, approximate at the few padded columns).
+    """
+
+    name = "complete"
+
+    def __init__(self, sigma_dist: LogNormalSigma | None = None, sigma_data: float = 0.5,
+                 gate: NoiseGate | None = None, weighting: str = "edm", mask: str = "operator"):
+        if gate is not None and not isinstance(gate, NoiseGate):
+            raise TypeError(f"CompleteLoss: gate must be a NoiseGate or None, got {type(gate).__name__}")
+        if weighting not in ("edm", "uncertainty"):
+            raise ValueError(f"CompleteLoss: weighting must be 'edm' or 'uncertainty', got {weighting!r}")
+        self.sigma_dist = check_sigma_dist(sigma_dist)
+        self.sigma_data = check_sigma_data(sigma_data)
+        self.gate = gate
+        self.weighting = weighting
+        self.mask = mask
+
+    def evaluate(self, net: Any, batch: MeasurementBatch, generator: torch.Generator | None = None) -> LossOutput:
+        """The (gated) Tweedie loss of complete samples; EDM for the clean ones."""
+        op = batch.op
+        x = op.measurements_to_image(batch.y).detach()
+        b, rdt = x.shape[0], real_dtype(x)
+        sn = torch.as_tensor(image_noise_sigma(op, batch.y, x), device=x.device, dtype=rdt).reshape(-1).expand(b)
+        active = None
+        if self.gate is None:  # as if clean: no Tweedie correction, every σ
+            sn = torch.zeros_like(sn)
+            sigma = self.sigma_dist.sample(b, generator=generator, device=x.device, dtype=rdt)
+        else:
+            sigma, active = self.gate.draw(self.sigma_dist, sn, generator)
+        x_t = x + b4(torch.sqrt((sigma**2 - sn**2).clamp_min(0)), x.ndim) * randn_image(x, generator)
+        mask = mask_for(op, self.mask, x, net)
+        logvar = None
+        if self.weighting == "uncertainty":
+            d, logvar = net(x_t, sigma, mask=mask, return_logvar=True)
+        else:
+            d = net(x_t, sigma, mask=mask)
+        a = b4(sn**2 / sigma**2, x.ndim)
+        n = x[0].numel() * (2 if x.is_complex() else 1)
+        out = weighted_output(sq((1 - a) * d + a * x_t - x) / n, sigma, self.sigma_data, self.weighting, None, 0.0,
+                              logvar)
+        if active is not None:  # below its crossing point a sample does not train at this σ
+            keep = active.to(out.per_sample.dtype)
+            out = LossOutput(out.per_sample * keep, out.sigma, None if out.weighted is None else out.weighted * keep,
+                             active)
+        return out
 
 
 def select(batch: MeasurementBatch, idx: list[int]) -> MeasurementBatch:
