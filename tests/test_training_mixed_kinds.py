@@ -148,8 +148,12 @@ def test_mri_mix_records_the_gate(tmp_path, capsys):
                "--out", str(out), *FAST])
     err = capsys.readouterr().err
     assert rc == 0, err
-    gate = load_prior(out).info["gate"]
+    info = load_prior(out).info
+    gate = info["gate"]
     assert gate["mode"] == "auto" and gate["factor"] == 1.5
+    # the ambient mask ranges are the undersampled slices' (R = 1 and the full width of the fully sampled
+    # slices would let Ã protect every line, degenerating the ambient part of the mixture)
+    assert info["data_accelerations"][0] > 2 and info["train_center_lines"][1] < 32
     rc = main(["train", "--data", str(mixed), "--operator", "mri", "--steps", "1", "--gate-factor", "0.5",
                "--out", str(tmp_path / "bad"), *FAST])
     assert rc != 0 and "--gate-factor" in capsys.readouterr().err

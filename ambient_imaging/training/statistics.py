@@ -140,6 +140,10 @@ def mask_statistics(op: Any) -> list[dict[str, float]]:
 def measurement_summary(dataset: Any, max_items: int = 64) -> dict[str, Any]:
     """σ_n and sampling statistics over up to ``max_items`` items of ``dataset``.
 
+    The mask statistics leave out fully sampled slices kept fully sampled (a mixed set's complete
+    part, ``meta["fully_sampled"]`` and not ``meta["retrospective"]``): the ambient mask ranges are
+    those of the undersampled slices.
+
     Returns ``{"noise_sigma": median σ_n (operator convention, training scale), "noise_sigma_range":
     [min, max], "accelerations": [min, max] or None, "center_lines": [min, max] or None, "items": n}``.
     """
@@ -149,6 +153,9 @@ def measurement_summary(dataset: Any, max_items: int = 64) -> dict[str, Any]:
         item = dataset[i]
         op = item["operator"]
         sig.append(_noise(op))
+        meta = item.get("meta") or {}
+        if meta.get("fully_sampled") and not meta.get("retrospective"):
+            continue  # a complete slice of a mixed set: its band mask says nothing about the undersampled ones
         for st in mask_statistics(op):
             acc.append(st["acceleration"])
             if math.isfinite(st["center_lines"]):
