@@ -157,3 +157,21 @@ def test_mri_mix_records_the_gate(tmp_path, capsys):
     rc = main(["train", "--data", str(mixed), "--operator", "mri", "--steps", "1", "--gate-factor", "0.5",
                "--out", str(tmp_path / "bad"), *FAST])
     assert rc != 0 and "--gate-factor" in capsys.readouterr().err
+
+
+def test_band_losses_split_by_kind(tmp_path, capsys):
+    import math
+
+    from test_cli_train import FAST
+
+    from ambient_imaging.cli import main
+    from ambient_imaging.training.mix_diagnostics import run_kind_band_losses
+
+    folder = _fits_folder(tmp_path / "sky")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--steps", "1", "--out", str(out), *FAST]) == 0, capsys.readouterr()
+    res = run_kind_band_losses(out, batches=2, batch_size=6)
+    assert set(res) == {"complete", "corrupted", "counts"}
+    for kind in ("complete", "corrupted"):
+        n = sum(res["counts"][kind].values())
+        assert n > 0 and any(math.isfinite(v) for v in res[kind].values())
