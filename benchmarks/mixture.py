@@ -8,6 +8,10 @@ embedded ``mri-brain`` training files built at R=4:
 * ``clean-few`` — only that 10 % (the fully sampled files of the mixture build);
 * ``oracle``    — every file fully sampled (``--clean-fraction 1``).
 
+``clean-few`` and ``oracle`` train with ``--loss oracle`` (plain EDM on the fully sampled images):
+a folder of fully sampled files alone would otherwise be undersampled retrospectively at
+``--acceleration`` (4) and trained with the ambient loss, i.e. it would not be clean training.
+
 ``--curve`` adds priors at clean fractions 0.05 and 0.25 (0, 0.1 and 1 are the ones above). Each
 prior is scored by ``benchmarks/reconstruction.py`` (held-out split, R=4 and R=8, fastMRI
 whole-image scoring, its default sampler plus ``--samplers``; the classical CG-SENSE/L1 rows come
@@ -51,10 +55,11 @@ def clean_only(build_dir: Path, cache: Path) -> Path:
     return dst
 
 
-def train(data: Path, out: Path, args) -> Path:
+def train(data: Path, out: Path, args, loss: str | None = None) -> Path:
     sh("-m", "ambient_imaging", "train", "--data", str(data), "--operator", "mri", "--network", args.network,
        "--minutes", f"{args.minutes:g}", "--steps", "1000000", "--batch-size", str(args.batch_size),
-       "--device", args.device, "--seed", str(args.seed), "--out", str(out), "--no-progress")
+       "--device", args.device, "--seed", str(args.seed), "--out", str(out), "--no-progress",
+       *(["--loss", loss] if loss else []))
     return out
 
 
@@ -95,7 +100,9 @@ def main() -> None:
     heldout = builds[0.0] / "val"
     rows: list[dict] = []
     for name, data in sets.items():
-        run = train(data, cache / f"run-{name}", args)
+        clean = name in ("clean-few", "oracle")  # clean training: plain EDM on the fully sampled images
+        run = train(data, cache / (f"run-{name}-oracle-loss" if clean else f"run-{name}"), args,
+                    "oracle" if clean else None)
         got = score(name, run, heldout, args, cache)
         rows += [r for r in got if r["prior"] != "classical" or name == "ambient"]
     out = Path(args.out)
