@@ -16,6 +16,14 @@
 Every stage is resumable: Ctrl-C, then the same command continues (the data
 build is skipped when complete, training resumes from its last checkpoint with
 the remaining budget, finished reconstructions are not redone).
+
+The quickstart works at 64×64, which trains in minutes on a CPU. Its prior
+reconstructs 64×64 k-space only: ``reconstruct`` refuses a scan of another matrix
+(``--allow-size-mismatch`` runs it anyway, warned). For a scan's resolution, build
+the set at its matrix and train on it (README, "A prior at your scan's resolution")::
+
+    ambient-imaging data build mri-brain --matrix 230,180 --out data/mri-brain-230x180
+    ambient-imaging train --data data/mri-brain-230x180/train --operator mri --out runs/brain230x180
 """
 
 from __future__ import annotations

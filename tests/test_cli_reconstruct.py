@@ -221,8 +221,11 @@ def test_other_matrix_size_and_coil_count(mri_prior, tmp_path, capsys):
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=fft2c(maps * img)[None].numpy())
     out_file = tmp_path / "other.nc"
-    code, out, err = _run(["reconstruct", "--prior", mri_prior, "--data", path, "--sampler", "mmps", "--steps", 2,
-                           "--samples", 2, "--out", out_file], capsys)
+    args = ["reconstruct", "--prior", mri_prior, "--data", path, "--sampler", "mmps", "--steps", 2, "--samples", 2,
+            "--out", out_file]
+    code, out, err = _run(args, capsys)  # another matrix: refused, with the commands that make a matching prior
+    assert code == 1 and "--matrix 24,40" in err and "--allow-size-mismatch" in err and not out_file.exists()
+    code, out, err = _run([*args, "--allow-size-mismatch"], capsys)
     assert code == 0, err
 
     with load_reconstruction(out_file) as ds:

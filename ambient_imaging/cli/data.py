@@ -29,6 +29,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--acceleration", type=float, default=None, help="undersampling factor R (mri-brain; default 4)")
     b.add_argument("--clean-fraction", type=float, default=None,
                    help="mri-brain: fraction of training files written fully sampled (a mixed set; default 0)")
+    b.add_argument("--matrix", default=None, metavar="H,W",
+                   help="mri-brain: build at a scan's matrix (readout H x phase encode W, e.g. 230,180) from the "
+                        "template at its native 1 mm, in several orientations (default: the 64x64 axial set)")
+    b.add_argument("--coils", type=int, default=None, help="mri-brain: receive coils (default 8)")
+    b.add_argument("--snr", type=float, default=None,
+                   help="mri-brain: noise level as p99(|image|) / sigma of the complex k-space noise (default 40)")
+    b.add_argument("--orientations", default=None,
+                   help="mri-brain with --matrix: planes of the template, any of axial,coronal,sagittal (default all)")
     b.add_argument("--force", action="store_true", help="replace a different existing build in --out")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
@@ -89,8 +97,11 @@ def _build(args: argparse.Namespace) -> int:
             if not 0.0 <= args.clean_fraction <= 1.0:
                 raise ValueError(f"--clean-fraction {args.clean_fraction}: must be in [0, 1]")
             want["clean_fraction"] = float(args.clean_fraction)
-    elif args.acceleration is not None or args.clean_fraction is not None:
-        raise ValueError(f"--acceleration / --clean-fraction do not apply to {entry.name}")
+        want.update(_mri_options(args))
+    elif any(v is not None for v in (args.acceleration, args.clean_fraction, args.matrix, args.coils, args.snr,
+                                     args.orientations)):
+        raise ValueError(f"--acceleration / --clean-fraction / --matrix / --coils / --snr / --orientations do not "
+                         f"apply to {entry.name}")
     meta = out / "build.json"
     if out.is_dir() and any(out.iterdir()):
         old: dict[str, Any] = {}
@@ -112,16 +123,45 @@ def _build(args: argparse.Namespace) -> int:
         kw["acceleration"] = want["acceleration"]
         if "clean_fraction" in want:
             kw["clean_fraction"] = want["clean_fraction"]
+        kw.update({k: want[k] for k in ("matrix", "n_coils", "snr", "orientations") if k in want})
     t0 = time.perf_counter()
     summary = entry.builder(out, **kw)
     secs = time.perf_counter() - t0
     n_files, n_bytes = _count(out)
     print(f"built {entry.name} ({size}, seed {args.seed}) in {out}")
     print(f"  files: {n_files}, size: {_fmt_bytes(n_bytes)}, time: {secs:.1f} s")
-    for key in ("train_slices", "val_slices", "n_train", "n_heldout", "acceleration", "matrix", "n_coils"):
-        if key in summary:
+    for key in ("train_slices", "val_slices", "n_train", "n_heldout", "acceleration", "matrix", "n_coils",
+                "center_lines", "orientations", "pixel_spacing_mm"):
+        if key in summary and (key not in ("center_lines", "orientations", "pixel_spacing_mm")
+                               or "orientations" in summary):
             print(f"  {key.replace('_', ' ')}: {summary[key]}")
     return 0
+
+
+def _mri_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The mri-brain flags given (``--matrix`` / ``--coils`` / ``--snr`` / ``--orientations``), checked;
+    left out when not given, so the default build stays what it was."""
+    from ambient_imaging.datasets.embedded.mri_brain_matrix import ORIENTATIONS, parse_matrix
+
+    out: dict[str, Any] = {}
+    if args.matrix is not None:
+        out["matrix"] = list(parse_matrix(args.matrix))
+    if args.coils is not None:
+        if not 1 <= args.coils <= 64:
+            raise ValueError(f"--coils {args.coils}: must be in 1..64")
+        out["n_coils"] = int(args.coils)
+    if args.snr is not None:
+        if not 0 < args.snr < 1e6:
+            raise ValueError(f"--snr {args.snr}: must be a positive number (p99 of the image over the noise sigma)")
+        out["snr"] = float(args.snr)
+    if args.orientations is not None:
+        names = [o.strip() for o in args.orientations.split(",") if o.strip()]
+        if not names or any(o not in ORIENTATIONS for o in names):
+            raise ValueError(f"--orientations {args.orientations}: give some of {','.join(ORIENTATIONS)}")
+        if args.matrix is None:
+            raise ValueError("--orientations applies to a --matrix build (the default set is axial only)")
+        out["orientations"] = names
+    return out
 
 
 def _count(folder: Path) -> tuple[int, int]:

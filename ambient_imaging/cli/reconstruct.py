@@ -70,6 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--padding", default="auto", help="zero-padded phase-encode columns: auto (the header's "
                    "encodingLimits, else detected zero bands), none, or LEFT,RIGHT column counts")
     r.add_argument("--coils", type=int, default=None, help="compress to N virtual coils (SVD) before reconstruction")
+    r.add_argument("--map-sets", default=1, type=_map_sets,
+                   help="ESPIRiT sets of coil maps: 1 (default: as training reads files), 2, or auto (two where the "
+                        "field of view is reduced and the image wraps around; classical methods)")
+    r.add_argument("--allow-size-mismatch", action="store_true",
+                   help="run a prior on MRI data of another matrix size than it was trained on (refused otherwise: "
+                        "the result would be degraded; the refusal names the commands that train a matching prior)")
     r.add_argument("--lamda", type=float, default=None, help="regularisation of l1-wavelet / sense / rml-tv")
     r.add_argument("--zeta", type=float, default=None, help="DPS/A-DPS step size")
     r.add_argument("--fov", default=None, help="field of view with units (e.g. 200uas, 3arcsec) for visibilities")
@@ -101,6 +107,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("results", help="folder with reconstructions and their .metrics.json files")
     e.add_argument("--out", default=None, help="CSV table (default RESULTS/metrics.csv)")
     e.set_defaults(func=run_evaluate)
+
+
+def _map_sets(text: str) -> int | str:
+    """``--map-sets``: ``auto`` or a positive integer."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or an integer, got {text!r}") from None
 
 
 def _device(name: str | None):
@@ -142,7 +158,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, flux=args.flux, lamda=args.lamda,
         zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,
-        calibrate=args.calibrate, calibration=args.calibration,
+        calibrate=args.calibrate, calibration=args.calibration, map_sets=args.map_sets,
+        allow_size_mismatch=args.allow_size_mismatch,
     ).validate()
     if not Path(args.data).exists():
         raise FileNotFoundError(f"--data {args.data}: no such file or folder")

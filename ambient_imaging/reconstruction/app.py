@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ambient_imaging.limits import shown
-from ambient_imaging.problems import MaskSpec, image_problem, mri_problem, visibility_problem
+from ambient_imaging.problems import MaskSpec, image_problem, visibility_problem
 from ambient_imaging.sampling.method import KIND_WORDS
 
 from .methods import check_number, default_method_name, make_method
@@ -55,7 +55,11 @@ class ReconstructOptions:
     finished outputs. Uncertainty: ``calibrate`` a folder of fully sampled validation files to fit a
     split-conformal scale of the std map on (written next to the outputs as ``calibration.json``),
     or ``calibration`` a saved record (default: ``calibration.json`` in the prior's run dir, when it
-    was fitted for the same method); metrics then report the calibrated ``coverage``.
+    was fitted for the same method); metrics then report the calibrated ``coverage``. ``map_sets``:
+    ESPIRiT sets of maps (1, as training reads files; ``auto``: two where the data say the field of view
+    is reduced, else one — for the classical methods: a prior takes the one-set images it was trained on).
+    ``allow_size_mismatch``: run a prior on MRI data of another matrix size (refused otherwise:
+    :func:`~ambient_imaging.reconstruction.checks.prior_size_refusal`).
     """
 
     method: str | None = None
@@ -84,6 +88,8 @@ class ReconstructOptions:
     calibrate: str | None = None
     calibration: str | None = None
     progress: bool = True
+    map_sets: int | str = 1
+    allow_size_mismatch: bool = False
 
     def validate(self) -> ReconstructOptions:
         """Clear errors for impossible numbers, before any data is read (the method's options —
@@ -111,6 +117,8 @@ class ReconstructOptions:
         check_seed(self.seed, "--seed")
         check_seed(self.mask_seed, "--mask-seed")
         check_crop(self.crop)  # at least SSIM's 7x7 window, before any slice is reconstructed
+        if self.map_sets != "auto" and not (isinstance(self.map_sets, int) and 1 <= self.map_sets <= 8):
+            raise ValueError(f"--map-sets must be auto or an integer in 1..8, got {self.map_sets!r}")
         return self
 
     def make(self, prior: Any | None) -> Any:
@@ -237,6 +245,19 @@ def mask_spec_for(options: ReconstructOptions, prior: Any | None) -> MaskSpec:
     return base.replace(**changes)
 
 
+def mri_file_options(options: ReconstructOptions, prior: Any | None) -> Any:
+    """The :class:`~ambient_imaging.datasets.fastmri.FastMRIOptions` ``reconstruct`` reads a fastMRI file
+    with: the file reader training uses (:class:`~ambient_imaging.datasets.fastmri.FastMRIFile`), with
+    the mask protocol of :func:`mask_spec_for`, the file's ``attrs["noise_sigma"]`` when it has one (else
+    the estimate), ``padding``, ``coils``, ``map_sets`` and ``crop`` of ``options``, and maps estimated by
+    ESPIRiT on each slice's measured centre lines (no sidecar is written next to the user's data)."""
+    from ambient_imaging.datasets.fastmri import FastMRIOptions
+
+    return FastMRIOptions(mask_spec=mask_spec_for(options, prior), padding=options.padding, coils=options.coils,
+                          noise_sigma="auto", maps="measured", map_sets=options.map_sets,
+                          crop=_crop_arg(options.crop))
+
+
 def _done(target: Path) -> bool:
     """Finished: sealed with its settings, every artefact present (:class:`~.outputs.OutputRecord`)."""
     return OutputRecord(target, {}).finished()
@@ -279,6 +300,12 @@ def reconstruct_path(
     for note in notes:
         say(note)
     records = plan_records(data, out, prior, opts, name, files, targets)  # other settings: refused, before work
+    if kind == "mri" and not opts.allow_size_mismatch:
+        from .checks import prior_size_refusal
+
+        refusal = prior_size_refusal(prior, files)  # a prior of another matrix: refused, before work
+        if refusal:
+            raise ValueError(refusal)
     dev = device or torch.device("cpu")
     from .calibrate import calibration_for
 
@@ -331,59 +358,41 @@ def _crop_arg(crop: str | int | None) -> str | None:
 def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
               gen: torch.Generator, strict_slices: bool, say: Callable[[str], None], calib: Any = None,
               collect: Callable[[Result], None] | None = None) -> list[dict[str, Any]]:
-    import h5py
     from tqdm.auto import tqdm
 
-    from ambient_imaging.datasets.fastmri import (
-        acquired_band,
-        fastmri_info,
-        fastmri_reference,
-        parse_ismrmrd_header,
-        parse_padding,
-        read_fastmri_slice,
-        scoring_crop,
-    )
+    from ambient_imaging.datasets.fastmri import FastMRIFile, fastmri_reference
     from ambient_imaging.metrics import center_crop
     from ambient_imaging.metrics.fastmri import fastmri_scores
-    from ambient_imaging.operators import coil_compression_matrix, compress_coils
 
-    n = int(fastmri_info(f)["slices"])
-    slices = parse_slices(opts.slices, n, strict=strict_slices)
-    if not slices:
-        say(f"{f.name}: none of --slices {opts.slices} (it has {n}); skipped")
-        return []
-    spec = mask_spec_for(opts, prior)
+    fopts = mri_file_options(opts, prior)
+    spec = fopts.mask_spec
     results: list[Result] = []
-    with h5py.File(f, "r") as h5:
-        band = acquired_band(f, parse_padding(opts.padding), f=h5)
-        if band.note:
-            say(f"{f.name}: {band.note}")
-        header = parse_ismrmrd_header(h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None)
-        matrix = None
+    with FastMRIFile(f, fopts) as fh:  # the reader training uses: σ_n, band, crop, coils, maps, masks
+        slices = parse_slices(opts.slices, fh.slices, strict=strict_slices)
+        if not slices:
+            say(f"{f.name}: none of --slices {opts.slices} (it has {fh.slices}); skipped")
+            return []
+        for note in fh.notes():
+            say(note)
+        if opts.coils is not None and not fh.compressing:
+            say(f"{shown(f.name)}: --coils {opts.coils}: the file has {fh.coils} coils, nothing to compress; ignored")
+        band, told = fh.band, None
         for s in tqdm(slices, desc=shown(f.name), leave=False, disable=not opts.progress):
-            sl = read_fastmri_slice(f, s, h5)
-            k = sl["kspace"]
-            if opts.coils is not None and opts.coils < k.shape[0]:
-                if matrix is None:  # one compression for the whole volume (from its first slice)
-                    matrix, kept = coil_compression_matrix(k, int(opts.coils))
-                    say(f"{f.name}: {k.shape[0]} coils compressed to {opts.coils} ({100 * kept:.2f} % of the energy)")
-                k = compress_coils(k, int(opts.coils), matrix=matrix)
-            elif opts.coils is not None and s == slices[0]:
-                say(f"{shown(f.name)}: --coils {opts.coils}: the file has {k.shape[0]} coils, nothing to compress; "
-                    "ignored")
-            prob = mri_problem(k, stored_mask=sl["mask"] if sl["mask_stored"] else None, mask_spec=spec,
-                               key=f"{f.name}:{s}", band=(band.lo, band.hi) if band.source != "none" else None,
-                               where=f"{f}: slice {s}", meta={"file": f.name, "slice": s})
-            crop = scoring_crop(header, prob.meta["shape"], _crop_arg(opts.crop))
+            prob = fh.problem(s)
+            prob.meta.update(file=f.name)
+            told = _say_map_sets(f, prob, told, say)
             results.append(reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen,
-                                       crop=crop, target=opts.target, strict=opts.strict, calibration=calib))
+                                       crop=fh.crop, target=opts.target, strict=opts.strict, calibration=calib))
             if collect is not None:
                 collect(results[-1])
     rows = [{"file": f.name, "slice": r.problem.meta["slice"], **r.metrics} for r in results]
     summary: dict[str, Any] = {"file": f.name, "method": name, "slices": rows,
                                "mask": spec.to_dict() if any(r.problem.meta.get("retrospective") for r in results)
                                else None, "band": [band.lo, band.hi], "padding_source": band.source,
-                               "calibration": None if calib is None else calib.to_dict()}
+                               "calibration": None if calib is None else calib.to_dict(),
+                               "map_sets": [int(r.problem.meta.get("map_sets", 1)) for r in results],
+                               "noise_sigma": [float(r.problem.meta["noise_sigma"]) for r in results],
+                               "noise_sigma_source": "file" if fh.noise_sigma is not None else "estimate"}
     if all(r.problem.meta.get("fully_sampled") for r in results):
         # fastMRI's scoring: the file's reference (reconstruction_rss / RSS, or SENSE-1) on its reconSpace crop,
         # SSIM per slice with the volume's maximum as data range, NMSE and PSNR over the volume
@@ -391,7 +400,7 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
             ref = fastmri_reference(f, "rss", _crop_arg(opts.crop), slices=slices)
             gt, crop = ref["reference"], ref["crop"]
         else:
-            crop = scoring_crop(header, results[0].problem.meta["shape"], _crop_arg(opts.crop))
+            crop = fh.crop
             gt = np.stack([center_crop(r.problem.reference[0, 0].abs().numpy(), crop) for r in results])
         est = np.stack([center_crop(r.mean[0].abs().cpu().numpy(), crop) for r in results])
         zf = np.stack([center_crop(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
@@ -406,6 +415,18 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
     write_metrics(target.with_suffix(".metrics.json"), summary)
     write_figure(target.with_suffix(".png"), results[0])
     return rows
+
+
+def _say_map_sets(f: Path, prob: Any, told: int | None, say: Callable[[str], None]) -> int | None:
+    """Tell the ESPIRiT choice of a file once (again when it changes from slice to slice); returns it."""
+    m = prob.meta.get("map_sets")
+    if prob.meta.get("coils", 1) <= 1 or m is None or m == told:
+        return told
+    why = ""
+    if prob.meta.get("map_sets_rule") == "auto":
+        why = " (reduced FOV detected)" if m > 1 else " (full FOV)"
+    say(f"{shown(f.name)}: slice {prob.meta['slice']}: ESPIRiT: {m} map set{'s' if m > 1 else ''}{why}")
+    return int(m)
 
 
 def _check_scores(f: Path, volume: dict[str, Any], strict: bool) -> None:
@@ -451,6 +472,8 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     prob = visibility_problem(obs, n, pixel, meta={"file": f.name, "slice": 0, "object": obs.source})
     if prior is not None:
         prob.y, prob.op = prob.y.to(torch.complex64), prob.op.to(dtype=torch.float32)
+    if prior is not None and hasattr(method, "for_data"):  # e.g. likelihood-dps: --flux (Jy) in the prior's units
+        method = method.for_data(prob.y, prob.op)
     r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
     header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n), frequency_hz=obs.ref_frequency,
                              extra={"OBJECT": obs.source, "METHOD": name, "CHI2RED": float(r.metrics["chi2_red"])})

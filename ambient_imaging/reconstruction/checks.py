@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["measurement_problems", "result_problems", "score_problems", "unused_options", "check_crop",
+           "prior_size_refusal", "build_command_for",
            "check_sample_memory", "SAFE_MAGNITUDE", "MIN_BASELINES", "PIXELS_PER_DATUM", "KIND_OPTIONS", "MIN_CROP"]
 
 #: largest and smallest non-zero measurement magnitude float32 arithmetic handles safely (squares of
@@ -125,7 +126,7 @@ def score_problems(where: str, scores: Mapping[str, Any]) -> list[str]:
 #: the options that only apply to one input kind (``ReconstructOptions`` fields)
 KIND_OPTIONS = {
     "mri": ("acceleration", "mask_kind", "center_lines", "center_fraction", "mask_seed", "slices", "crop", "target",
-            "padding", "coils"),
+            "padding", "coils", "map_sets", "allow_size_mismatch"),
     "visibilities": ("fov", "npix", "data_terms", "selfcal", "flux"),
 }
 _KIND_WORDS = {"mri": "MRI k-space", "image": "masked images", "visibilities": "interferometric visibilities"}
@@ -183,3 +184,48 @@ def check_sample_memory(problem: Any, samples: int, where: str = "") -> None:
     check_memory(per * int(samples), f"{int(samples)} posterior samples of this {shape[0]}x{shape[1]} problem",
                  f"--samples {int(samples)}" + (f" ({where})" if where else ""),
                  "ask for fewer samples (or run several --seed values)")
+
+
+def build_command_for(shape: tuple[int, int], coils: int | None = None, out: str | None = None) -> str:
+    """The two commands that make a prior for MRI data of matrix ``shape`` (readout × phase encode):
+    build the embedded brain set at that matrix, then train on it."""
+    h, w = (int(v) for v in shape)
+    data = f"{out}/mri-brain-{h}x{w}" if out else f"data/mri-brain-{h}x{w}"
+    run = f"{out}/runs/brain{h}x{w}" if out else f"runs/brain{h}x{w}"
+    coil = f" --coils {int(coils)}" if coils else ""
+    return (f"ambient-imaging data build mri-brain --matrix {h},{w}{coil} --out {data} && "
+            f"ambient-imaging train --data {data}/train --operator mri --out {run}")
+
+
+def prior_size_refusal(prior: Any, files: list[Any]) -> str:
+    """Why ``prior`` must not reconstruct these fastMRI ``files`` ("" when it may): a prior trained at
+    another matrix than a file's k-space.
+
+    A diffusion prior is a convolutional network: it runs on any size, but an image of another matrix
+    (another pixel size, another field of view, another extent of anatomy) lies outside what it was
+    trained on, and the posterior it gives is degraded without any error to show it (measured: a
+    64×64 prior on a 230×180 scan scores below zero-filled). Resampling the scan to the prior's
+    matrix would reconstruct a lower-resolution image than the scan holds. So the answer is a prior
+    at the scan's matrix: the message names the commands that make one, and the flag that runs the
+    mismatched prior anyway (``--allow-size-mismatch``, warned in every result).
+    """
+    if prior is None or getattr(prior, "family", "mri") != "mri":  # another family: the method says why
+        return ""
+    shape = tuple(int(s) for s in getattr(prior, "image_shape", ()) or ())[1:]
+    if len(shape) != 2:
+        return ""
+    from ambient_imaging.datasets.fastmri import check_layout, open_fastmri
+    from ambient_imaging.limits import shown
+
+    for f in files:
+        try:
+            with open_fastmri(f) as h5:
+                _s, nc, h, w, _single = check_layout(h5, f)
+        except (OSError, ValueError, KeyError):
+            continue  # a broken file is reported (or skipped) where it is read
+        if (h, w) != shape:
+            return (f"{shown(getattr(f, 'name', f))}: k-space is {h}x{w} (readout x phase encode) but the prior was "
+                    f"trained on {shape[0]}x{shape[1]} images: run at another matrix it gives a degraded "
+                    f"reconstruction. Make a prior at the scan's matrix: {build_command_for((h, w), nc)}; "
+                    "or pass --allow-size-mismatch to run this prior anyway (warned)")
+    return ""

@@ -30,6 +30,11 @@ class EmbeddedDataset:
 
 
 def _build_mri_brain(out_dir: str | Path, **kw: Any) -> dict[str, Any]:
+    """The 64x64 axial set; with ``matrix=(H, W)`` (or ``orientations``) the set at a scan's matrix."""
+    if "orientations" in kw or not isinstance(kw.get("matrix"), (int, type(None))):
+        from .mri_brain_matrix import build_mri_brain_matrix
+
+        return build_mri_brain_matrix(out_dir, **kw)
     from .mri_brain import build_mri_brain
 
     return build_mri_brain(out_dir, **kw)
