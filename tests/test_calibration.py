@@ -29,11 +29,27 @@ def test_raw_metrics_of_a_calibrated_and_an_overconfident_ensemble():
 
 def test_split_conformal_covers_held_out_pixels():
     s, x = _ensemble(0.3, seed=1)
-    cal = Calibration.fit([conformal_scores(s, x)], method="daps")
+    cal = Calibration.fit([conformal_scores(s, x, floor=0.0)], method="daps", floor=0.0)
     assert 2.5 < cal.q < 4.5  # ≈ 1 / 0.3
     held_s, held_x = _ensemble(0.3, seed=2)
     assert 0.93 < cal.coverage(held_s, held_x) < 0.97  # nominal 95 % on data it never saw
     assert coverage(held_s, held_x) < 0.6  # the raw intervals do not
+
+
+def test_the_floor_calibrates_a_std_that_vanishes_where_the_error_does_not():
+    # half the pixels: spread 0.3 (over-confident); the other half: std ~0 (rows pinned) but error 1
+    def ensemble(seed):
+        s, x = _ensemble(0.3, seed=seed)
+        s[:, :, :20] = s[:, :, :20].mean(0, keepdims=True) + 1e-9 * s[:, :, :20]
+        return s, x
+
+    s, x = ensemble(1)
+    with pytest.raises(ValueError, match="cannot be calibrated"):
+        Calibration.fit(conformal_scores(s, x, floor=0.0), floor=0.0)  # purely multiplicative: impossible
+    cal = Calibration.fit(conformal_scores(s, x), method="daps")
+    held_s, held_x = ensemble(2)
+    assert cal.floor == 1.0 and 0.93 < cal.coverage(held_s, held_x) < 0.97
+    assert cal.width(held_s) < 8.0  # bounded (±2σ of the truth's N(0, 1) is 4 wide; no floor: infinite)
 
 
 def test_calibration_record_round_trip_and_refusals(tmp_path):

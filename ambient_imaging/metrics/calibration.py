@@ -18,7 +18,7 @@ import numpy as np
 from .image import to_magnitude
 
 __all__ = ["coverage", "interval_coverage", "z_scores", "spread_skill", "crps", "interval_width",
-           "conformal_scores", "Calibration", "uncertainty_report"]
+           "conformal_scores", "interval_scale", "DEFAULT_FLOOR", "Calibration", "uncertainty_report"]
 
 
 def _samples(samples, reference) -> tuple[np.ndarray, np.ndarray]:
@@ -84,24 +84,45 @@ def interval_width(samples, k: float = 2.0) -> float:
     return float(np.mean(2 * k * s.std(0, ddof=1)))
 
 
-def conformal_scores(samples, reference, k: float = 2.0) -> np.ndarray:
-    """Per-pixel nonconformity ``|reference − mean| / (k · std)`` (flattened; std floored at 1e-12)."""
+#: the default additive floor of the calibrated interval, as a fraction of the image's mean std
+DEFAULT_FLOOR = 1.0
+
+
+def interval_scale(std: np.ndarray, floor: float) -> np.ndarray:
+    """``std + floor · mean(std)``: the per-pixel scale a calibrated interval multiplies.
+
+    A posterior sampler whose prior is seen only through the measured rows (ambient priors) has a
+    std near 0 wherever the data pin the rows but the null space is unresolved; a purely
+    multiplicative calibration must then blow every interval up to cover those pixels. The additive
+    floor (a function of the test image's own samples, so split-conformal validity is kept) lets
+    ``q`` stay small where the std is informative and still covers the pixels it misses.
+    """
+    return std + floor * float(np.mean(std))
+
+
+def conformal_scores(samples, reference, k: float = 2.0, floor: float = DEFAULT_FLOOR) -> np.ndarray:
+    """Per-pixel nonconformity ``|reference − mean| / (k · (std + floor · mean std))`` (flattened; the
+    denominator floored at 1e-12). ``floor = 0``: the plain ``|reference − mean| / (k · std)``."""
     s, r = _samples(samples, reference)
-    return (np.abs(r - s.mean(0)) / (k * np.maximum(s.std(0, ddof=1), 1e-12))).reshape(-1)
+    scale = interval_scale(s.std(0, ddof=1), floor)
+    return (np.abs(r - s.mean(0)) / (k * np.maximum(scale, 1e-12))).reshape(-1)
 
 
 @dataclass
 class Calibration:
-    """A split-conformal calibration of the posterior std: ``|x − mean| ≤ q · k · std`` holds for the
-    nominal ``level`` of held-out pixels (Angelopoulos & Bates 2021, split conformal on validation data).
+    """A split-conformal calibration of the posterior std: ``|x − mean| ≤ q · k · (std + floor · mean std)``
+    holds for the nominal ``level`` of held-out pixels (Angelopoulos & Bates 2021, split conformal on
+    validation data; :func:`interval_scale` for the floor).
 
     Attributes: ``q`` the scale factor; ``k`` the raw interval (2σ); ``level`` the nominal coverage;
+    ``floor`` the additive floor (records written before it existed load with 0, the plain ``q · k · std``);
     ``pixels`` / ``slices`` the calibration set; ``method`` / ``prior`` what it was fitted for.
     """
 
     q: float
     k: float = 2.0
     level: float = 0.95
+    floor: float = 0.0
     pixels: int = 0
     slices: int = 0
     method: str = ""
@@ -110,8 +131,9 @@ class Calibration:
 
     @classmethod
     def fit(cls, scores: list[np.ndarray] | np.ndarray, k: float = 2.0, level: float = 0.95,
-            **about: Any) -> Calibration:
-        """``q`` = the ``⌈(n + 1) level⌉ / n`` empirical quantile of the pooled :func:`conformal_scores`."""
+            floor: float = DEFAULT_FLOOR, **about: Any) -> Calibration:
+        """``q`` = the ``⌈(n + 1) level⌉ / n`` empirical quantile of the pooled :func:`conformal_scores`
+        (computed with the same ``k`` and ``floor``)."""
         if not 0 < level < 1:
             raise ValueError(f"calibration: level must be in (0, 1), got {level}")
         groups = scores if isinstance(scores, list) else [scores]
@@ -126,11 +148,18 @@ class Calibration:
             raise ValueError(f"calibration: the std map is (near) zero where the error is not on more than "
                              f"{100 * (1 - level):g} % of the validation pixels (q = {q:.3g}); a deterministic "
                              "method, or too few samples, cannot be calibrated")
-        return cls(q=q, k=k, level=level, pixels=n, slices=len(parts), **about)
+        return cls(q=q, k=k, level=level, floor=floor, pixels=n, slices=len(parts), **about)
 
     def coverage(self, samples, reference) -> float:
-        """Held-out coverage of the calibrated intervals ``|x − mean| ≤ q · k · std``."""
-        return coverage(samples, reference, k=self.q * self.k)
+        """Held-out coverage of the calibrated intervals ``|x − mean| ≤ q · k · (std + floor · mean std)``."""
+        s, r = _samples(samples, reference)
+        half = self.q * self.k * interval_scale(s.std(0, ddof=1), self.floor)
+        return float(np.mean(np.abs(r - s.mean(0)) <= half))
+
+    def width(self, samples) -> float:
+        """Mean width ``2 q k (std + floor · mean std)`` of the calibrated intervals."""
+        s = to_magnitude(samples)
+        return float(np.mean(2 * self.q * self.k * interval_scale(s.std(0, ddof=1), self.floor)))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
@@ -165,5 +194,5 @@ def uncertainty_report(samples, reference, calibration: Calibration | None = Non
            "interval_width": interval_width(samples)}
     if calibration is not None:
         out["coverage"] = calibration.coverage(samples, reference)
-        out["interval_width_calibrated"] = calibration.q * out["interval_width"]
+        out["interval_width_calibrated"] = calibration.width(samples)
     return out

@@ -201,7 +201,7 @@ def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int 
     the fraction of the crop inside it); returns the per-pixel conformal scores (``None`` for fewer
     than 2 samples)."""
     from ambient_imaging.metrics import center_crop
-    from ambient_imaging.metrics.calibration import conformal_scores, uncertainty_report
+    from ambient_imaging.metrics.calibration import DEFAULT_FLOOR, conformal_scores, uncertainty_report
 
     ref = _target(problem, target)
     if ref is None or samples.shape[0] < 2:
@@ -216,7 +216,9 @@ def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int 
     m.update(uncertainty_report(mag, ref, calibration))
     if calibration is not None:
         m["calibration_q"] = float(calibration.q)
-    return conformal_scores(mag, ref, k=2.0 if calibration is None else float(calibration.k))
+    if calibration is None:
+        return conformal_scores(mag, ref, k=2.0, floor=DEFAULT_FLOOR)
+    return conformal_scores(mag, ref, k=float(calibration.k), floor=float(calibration.floor))
 
 
 def _visibility_fit(problem: Problem, method: Any, mean: Tensor, info: dict[str, Any],

@@ -17,6 +17,7 @@ from .cg import batch_inner, conjugate_gradient
 from .daps import DAPS
 from .denoiser import ConditionedDenoiser, Denoiser, Reconstruction, SupportDenoiser, repeat_operator, restrict_to
 from .dps import ADPS, DPS, DPSGuidance
+from .isotropic import IsotropicMMPS, IsotropicPosteriorDenoiser
 from .likelihoods import (
     LIKELIHOODS,
     AmplitudeLikelihood,
@@ -52,6 +53,8 @@ __all__ = [
     "DPS",
     "MMPS",
     "AmbientMMPS",
+    "IsotropicMMPS",
+    "IsotropicPosteriorDenoiser",
     "DAPS",
     "DPSGuidance",
     "MomentMatchingDenoiser",
