@@ -24,6 +24,7 @@ from ambient_imaging.sampling import (
     method_names,
     prior_type,
 )
+from ambient_imaging.sampling.likelihood_dps import LikelihoodDPS
 
 __all__ = [
     "POSTERIOR",
@@ -45,7 +46,8 @@ CLASSICAL = method_names(needs_prior=False)
 def default_method(prior: Any | None) -> type[Method]:
     """The method a prior gets by default (``docs/sampling.md``): none → zero-filled; a
     mask-conditioned ambient prior → A-DPS (the network only sees masks of its training
-    distribution); a prior that denoises the whole ``x_t`` (oracle, naive, Tweedie) → DPS.
+    distribution); a prior that denoises the whole ``x_t`` (oracle, naive, Tweedie) → DPS; a sky prior
+    (family ``interferometry``) → ``likelihood-dps`` (closure likelihoods: VLBI data carry station gains).
 
     The covariance samplers (``ambient-mmps``, ``mmps``) are exact on the analytic toy but diverged
     with trained networks in the reconstruction benchmark (2026-11-30: −5.6 dB and −74.6 dB where
@@ -54,6 +56,8 @@ def default_method(prior: Any | None) -> type[Method]:
     """
     if prior is None:
         return ZeroFilled
+    if getattr(prior, "family", "") == "interferometry":  # a sky prior: closure likelihoods (station gains)
+        return LikelihoodDPS
     return ADPS if prior_type(prior) == "ambient" else DPS
 
 

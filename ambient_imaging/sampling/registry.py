@@ -14,6 +14,7 @@ from .baselines import RMLTV, SENSE, TV, L1Wavelet, ZeroFilled
 from .daps import DAPS
 from .dps import ADPS, DPS
 from .isotropic import IsotropicMMPS
+from .likelihood_dps import LikelihoodDPS
 from .method import Method
 from .mmps import MMPS
 from .onestep import OneStep
@@ -23,8 +24,8 @@ __all__ = ["METHODS", "get_method", "method_names", "methods_taking", "make_meth
 
 #: every method, by name, in the order the CLI lists them (posterior samplers first)
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (AmbientMMPS, ADPS, DAPS, DPS, MMPS, IsotropicMMPS, OneStep, ZeroFilled, SENSE, L1Wavelet,
-                               TV, RML, RMLTV)
+    cls.name: cls for cls in (AmbientMMPS, ADPS, DAPS, DPS, LikelihoodDPS, MMPS, IsotropicMMPS, OneStep, ZeroFilled,
+                               SENSE, L1Wavelet, TV, RML, RMLTV)
 }
 
 

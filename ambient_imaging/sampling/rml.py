@@ -311,14 +311,17 @@ def fit_warnings(info: dict[str, Any], image: Tensor | None = None, limit: float
         "chi2_amp": "visibility amplitudes are not fit: amplitude gains or a wrong total flux — add --selfcal, "
                     "lower the amp weight, or fit closure quantities only",
         "chi2_cphase": "closure phases are not fit: widen --fov, raise --npix, lower the regulariser weights "
-                       "(more iterations/rounds), or check the data's σ's (add a systematic error)",
+                       "(more iterations/rounds; likelihood-dps: raise --zeta or --steps, or the prior does not "
+                       "cover this source), or check the data's σ's (add a systematic error)",
         "chi2_logcamp": "log closure amplitudes are not fit: widen --fov, raise --npix, lower the regulariser "
-                        "weights, or check the data's σ's (add a systematic error)",
+                        "weights (likelihood-dps: raise --zeta or --steps), or check the data's σ's (add a "
+                        "systematic error)",
         "chi2_red": "the data are not fit (reduced χ² of the complex visibilities): for VLBI data use "
                     "--sampler rml --data-terms cphase,logcamp or --selfcal",
     }
+    products = {k for k in hints if k != "chi2_red" and k in info}
     for key, hint in hints.items():
-        if key not in info:
+        if key not in info or (key == "chi2_red" and products):  # a fit of chosen products: judged on them
             continue
         vals = [v for v in values(info[key]) if math.isfinite(v)]
         if vals and max(vals) > limit:

@@ -56,7 +56,8 @@ SECTIONS: dict[str, dict[str, str]] = {
                                                "gate_factor")}},
     "data": {"path": "data", **{k: k for k in ("clean_data", "operator", "corruption", "noise_sigma", "acceleration",
                                                "center_fraction", "mask_kind", "image_size", "array", "declination",
-                                               "observation_hours", "uv_times", "num_workers", "cache_items")}},
+                                               "observation_hours", "uv_times", "sky_observation", "num_workers",
+                                               "cache_items")}},
     "network": {"preset": "network", "overrides": "network_overrides", "sigma_data": "sigma_data",
                 "mask_domain": "mask_domain", "channels_last": "channels_last"},
 }
@@ -169,6 +170,9 @@ class TrainConfig:
     declination: float = 34.0
     observation_hours: float = 4.0
     uv_times: int = 24
+    #: interferometry: how training sky images are seen — ``"uv"`` (simulated gridded visibilities of ``array``)
+    #: or ``"noise"`` (the sky images with Gaussian noise ``noise_sigma``, e.g. with the tweedie loss)
+    sky_observation: str = "uv"
     network: str = "small"
     network_overrides: dict[str, Any] = field(default_factory=dict)
     sigma_data: float | None = None
@@ -250,6 +254,8 @@ class TrainConfig:
             bad(f"declination must be in [-90, 90] degrees, got {self.declination}")
         if not (0 < self.observation_hours <= 24) or self.uv_times < 2:
             bad("observation_hours must be in (0, 24] and uv_times >= 2")
+        if self.sky_observation not in ("uv", "noise"):
+            bad(f"sky_observation must be 'uv' or 'noise', got {self.sky_observation!r}")
         if self.image_size is not None and self.image_size < 8:
             bad(f"image_size must be >= 8 pixels, got {self.image_size}")
         from .losses import loss_class  # the loss answers what it needs of the config

@@ -171,7 +171,7 @@ def build_training_data(cfg: TrainConfig) -> TrainingData:
 # ---------------------------------------------------------------------- families
 #: where the training data of an ``ambient-imaging data build NAME --out DIR`` folder lives (``build.json``'s
 #: ``dataset`` → path inside DIR)
-BUILD_TRAINING_SOURCES = {"faces": "train.npy", "sky-hdf": "train", "mri-brain": "train"}
+BUILD_TRAINING_SOURCES = {"faces": "train.npy", "sky-hdf": "train", "mri-brain": "train", "eht-crescents": "train.npy"}
 
 
 def resolve_build_folder(path: Path) -> tuple[Path, str | None]:
@@ -483,6 +483,27 @@ def _recorded_mask_spec(path: Path) -> MaskSpec | None:
     return None
 
 
+def _recorded_sky_scales(path: Path) -> tuple[float | None, float]:
+    """``(pixel scale in radians or None, k)`` that a ``data build`` folder records for its sky images
+    (``build.json`` ``pixel_scale_rad`` and ``flux_per_image``; eht-crescents: 2.5 µas and 300);
+    ``(None, 1.0)`` for other data."""
+    import json
+
+    meta = path / "build.json"
+    if not (path.is_dir() and meta.is_file()):
+        return None, 1.0
+    try:
+        rec = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None, 1.0
+    if not isinstance(rec, dict):
+        return None, 1.0
+    pix, k = rec.get("pixel_scale_rad"), rec.get("flux_per_image", 1.0)
+    pix = float(pix) if isinstance(pix, (int, float)) and pix > 0 else None
+    k = float(k) if isinstance(k, (int, float)) and k > 0 else 1.0
+    return pix, k
+
+
 def _build_interferometry(cfg: TrainConfig) -> TrainingData:
     """Sky images observed by a simulated array (Earth-rotation synthesis, gridded uv).
 
@@ -512,29 +533,41 @@ def _build_interferometry(cfg: TrainConfig) -> TrainingData:
     total = x.sum(dim=(1, 2, 3), keepdim=True)
     if (total <= 0).any():
         raise ValueError(f"{what}: {int((total <= 0).sum())} sky images are constant (no flux above their minimum)")
-    k = 1.0  # the "flux" normalisation: prior images are sky / total_flux
-    x = x / total * k
     h, w = (int(s) for s in x.shape[-2:])
     layout = load_array(cfg.array)
     full = earth_rotation_uv(layout, cfg.declination, (-6.0, 6.0), n_times=145)  # every 5 min
     pixel_scale = full.nyquist_pixel_scale() / 1.1  # the whole ±6 h track fits the grid, with a margin
+    recorded, k = _recorded_sky_scales(Path(cfg.data))  # a sky set that fixes its own scales (eht-crescents)
+    if recorded is not None:
+        if recorded > full.nyquist_pixel_scale():
+            raise ValueError(f"{cfg.data}: its pixel scale {recorded:.4g} rad is coarser than the Nyquist scale "
+                             f"{full.nyquist_pixel_scale():.4g} rad of {cfg.array}'s coverage (choose another array)")
+        pixel_scale = recorded
+    x = x / total * k  # the "flux" normalisation: prior images are k · sky / total_flux (k = 1 unless recorded)
     span = min(float(cfg.observation_hours), 12.0)
     sigma_n = float(cfg.noise_sigma)
 
-    make_operator = _Observation(layout, cfg.declination, span, cfg.uv_times, (h, w), pixel_scale, sigma_n)
+    seen = (f"observed by {cfg.array} at δ={cfg.declination:g}° for {span:g} h each (gridded uv, pixel "
+            f"{pixel_scale * 206264.806:.4g} arcsec)")
+    if cfg.sky_observation == "noise":  # the sky images through Gaussian noise only (a plain, Tweedie prior)
+        if sigma_n <= 0:
+            raise ValueError("sky_observation = 'noise' needs noise_sigma > 0 (in prior units: images sum to k)")
+        make_operator: Any = _Noise(sigma_n)
+        seen = f"seen through Gaussian noise σ_n={sigma_n:g} (prior units), pixel {pixel_scale * 206264.806:.4g} arcsec"
+    else:
+        make_operator = _Observation(layout, cfg.declination, span, cfg.uv_times, (h, w), pixel_scale, sigma_n)
     ds = SimulatedMeasurements(x, make_operator, seed=cfg.seed)
     return TrainingData(
         dataset=ds,
         family="interferometry",
         image_shape=(1, h, w),
         is_complex=False,
-        mask_channels=1,
+        mask_channels=0 if cfg.sky_observation == "noise" else 1,
         noise_sigma=sigma_n,
         scale_rule=f"{Normalisation('flux').describe()}; {flux_rule(k, pixel_scale)}",
         normalisation=Normalisation("flux"),
         notes=[
-            f"{len(ds)} sky images from {what}, {h}x{w}, observed by {cfg.array} at δ={cfg.declination:g}° "
-            f"for {span:g} h each (gridded uv, pixel {pixel_scale * 206264.806:.4g} arcsec)",
-            "sky images normalised by their total flux (Jy/pixel / total flux: each sums to 1)",
+            f"{len(ds)} sky images from {what}, {h}x{w}, {seen}",
+            f"sky images normalised by their total flux (Jy/pixel / total flux × k: each sums to k = {k:g})",
         ],
     )

@@ -46,6 +46,12 @@ def _build_sky_hdf(out_dir: str | Path, **kw: Any) -> dict[str, Any]:
     return build_sky_hdf(out_dir, **kw)
 
 
+def _build_eht_crescents(out_dir: str | Path, **kw: Any) -> dict[str, Any]:
+    from .eht_crescents import build_eht_crescents
+
+    return build_eht_crescents(out_dir, **kw)
+
+
 def _build_faces(out_dir: str | Path, **kw: Any) -> dict[str, Any]:
     from .faces import build_faces
 
@@ -71,6 +77,12 @@ EMBEDDED: tuple[EmbeddedDataset, ...] = (
         "25x25 LFW faces bundled with scikit-image, for mask/noise corruption studies",
         _build_faces,
         "faces.md",
+    ),
+    EmbeddedDataset(
+        "eht-crescents",
+        "64x64 black-hole-like sky images over 160 uas (crescents, Gaussians, HDF patches) for a VLBI sky prior",
+        _build_eht_crescents,
+        "eht-crescents.md",
     ),
 )
 
