@@ -404,6 +404,6 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
 def test_build_embedded_names() -> None:
     from ambient_imaging.datasets.embedded import EMBEDDED, build_embedded
 
-    assert {d.name for d in EMBEDDED} == {"mri-brain", "sky-hdf", "faces"}
+    assert {d.name for d in EMBEDDED} == {"mri-brain", "sky-hdf", "faces", "eht-crescents"}
     with pytest.raises(ValueError, match="mri-brain, sky-hdf, faces"):
         build_embedded("mri_brain", "/nonexistent")
