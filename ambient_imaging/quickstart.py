@@ -8,8 +8,10 @@
 2. trains a small ambient prior on the undersampled training k-space only, for a
    bounded wall-clock budget (``--minutes``, 15 by default; a GPU when present);
 3. reconstructs the held-out slices at R=4 with the prior's default posterior
-   sampler (A-DPS for an ambient prior) and with the zero-filled and L1-wavelet baselines,
-   through the same reconstruction layer as ``ambient-imaging reconstruct``;
+   sampler and with the zero-filled and L1-wavelet baselines, through the same
+   reconstruction layer as ``ambient-imaging reconstruct``; the prior's std map is
+   calibrated (split conformal) on one more held-out file that is never scored
+   (``data/calibration/``);
 4. prints a table (PSNR/SSIM/NMSE, seconds per slice) and writes NetCDF
    outputs, metrics JSON/CSV and a comparison figure into one folder.
 
@@ -150,6 +152,7 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
     from ambient_imaging.training import load_prior
 
     val = data_dir / "val"
+    calib = _calibration_split(data_dir)
     files = sorted(val.glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"{val}: no held-out files (was the data build interrupted? delete {data_dir})")
@@ -166,12 +169,29 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
             continue
         _say(f"3/4 reconstruct [{name}] ({i + 1}/{len(cfg.methods)}) held-out slices at R={cfg.acceleration:g}")
         uses_prior = get_method(name).needs_prior
+        calibrate = str(calib) if (uses_prior and calib is not None and cfg.samples >= 2) else None
         opts = ReconstructOptions(method=name, samples=cfg.samples if uses_prior else 1, steps=cfg.sampler_steps,
-                                  acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed, slices=slices)
+                                  acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed, slices=slices,
+                                  calibrate=calibrate)
         try:
             reconstruct_path(val, target, prior if uses_prior else None, opts, device=device, say=_say)
         except (ValueError, FileNotFoundError, TypeError) as err:
             raise QuickstartError(f"quickstart: reconstructing with {name} failed: {err}") from err
+
+
+def _calibration_split(data_dir: Path) -> Path | None:
+    """``data/calibration/``: the last held-out file, moved out of ``val/`` so that the split-conformal
+    calibration of the std map (``reconstruct --calibrate``) never sees a scored slice. ``None`` when
+    there is a single held-out file (nothing to spare: the std is reported uncalibrated)."""
+    calib = data_dir / "calibration"
+    if any(calib.glob("*.h5")):
+        return calib
+    files = sorted((data_dir / "val").glob("*.h5"))
+    if len(files) < 2:
+        return None
+    calib.mkdir(exist_ok=True)
+    files[-1].replace(calib / files[-1].name)
+    return calib
 
 
 class QuickstartError(RuntimeError):

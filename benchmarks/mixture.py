@@ -90,7 +90,13 @@ def main() -> None:
     ap.add_argument("--curve", action="store_true", help="also clean fractions 0.05 and 0.25")
     ap.add_argument("--cache", default=str(HERE / ".cache" / "mixture"))
     ap.add_argument("--out", default=str(HERE / "results" / "mixture.md"))
+    ap.add_argument("--scored", default=None, help="skip training: take the rows of a reconstruction-benchmark "
+                    "JSON whose priors are named ambient / mixture / clean-few / oracle (benchmarks/"
+                    "reconstruction.py --prior NAME=RUN ...) and write the mixture table from them")
     args = ap.parse_args()
+    if args.scored:
+        write(rows_from(Path(args.scored)), args, json.loads(Path(args.scored).read_text()))
+        return
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     fractions = [0.0, 0.1, 1.0] + ([0.05, 0.25] if args.curve else [])
@@ -105,11 +111,31 @@ def main() -> None:
                     "oracle" if clean else None)
         got = score(name, run, heldout, args, cache)
         rows += [r for r in got if r["prior"] != "classical" or name == "ambient"]
+    write(rows, args, None)
+
+
+def rows_from(scored: Path) -> list[dict]:
+    """The issue's rows (``R, prior, method, default, psnr, ssim`` + spreads) of a reconstruction-benchmark JSON."""
+    rows = []
+    for r in json.loads(scored.read_text())["rows"]:
+        prior = "classical" if r.get("prior") in (None, "", "none") else r["prior"]
+        rows.append({"R": r["R"], "prior": prior, "method": r["method"], "default": bool(r.get("default")),
+                     "psnr": r["psnr"], "ssim": r["ssim"], "psnr_std": r.get("psnr_std"),
+                     "ssim_std": r.get("ssim_std")})
+    return rows
+
+
+def write(rows: list[dict], args, source: dict | None) -> None:
+    """``mixture.{md,json}``."""
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-    lines = [f"# Mixed training sets (issue 19)\n\n{args.network} network, {args.minutes:g} min per prior on "
-             f"{args.device}; held-out embedded mri-brain, fastMRI whole-image scoring.\n",
-             "| R | prior | method | default | PSNR | SSIM |", "|---|---|---|---|---|---|"]
+    about = {"args": vars(args)} if source is None else {"date": source.get("date"), "machine": source.get("machine"),
+                                                          "scored": args.scored, "benchmark_args": source.get("args")}
+    out.with_suffix(".json").write_text(json.dumps({**about, "rows": rows}, indent=2))
+    head = (f"{args.network} network, {args.minutes:g} min per prior on {args.device}" if source is None else
+            f"priors scored by `benchmarks/reconstruction.py` ({args.scored}; {source.get('date')}, "
+            f"{source.get('machine')})")
+    lines = [f"# Mixed training sets (issue 19)\n\n{head}; held-out embedded mri-brain, fastMRI whole-image "
+             "scoring.\n", "| R | prior | method | default | PSNR | SSIM |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['R']:g} | {r['prior']} | {r['method']} | {'yes' if r['default'] else ''} | {r['psnr']:.2f} | "
               f"{r['ssim']:.3f} |" for r in rows]
     out.write_text("\n".join(lines) + "\n")

@@ -155,9 +155,11 @@ def tune_classical(vp) -> dict[str, Method]:
 def method_runs(priors: dict, extra: list[tuple[str, dict]], args, classical: dict[str, Method]) -> list[tuple]:
     """``(label, prior name, default?, method)`` for the classical rows and every prior's samplers."""
     runs = [(name, "none", False, m) for name, m in classical.items()]
+    only_default = set(filter(None, args.default_only.split(",")))
     for pname, prior in priors.items():
         default = default_method_name(prior)
-        for name, fields in [(default, {})] + [e for e in extra if e != (default, {})]:
+        mine = [("onestep", {})] if pname in only_default else extra
+        for name, fields in [(default, {})] + [e for e in mine if e != (default, {})]:
             cls = get_method(name)
             if not cls.suits(prior):  # e.g. A-DPS needs an ambient prior, DPS feeds all-ones masks
                 continue
@@ -190,8 +192,10 @@ def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device)
     return out
 
 
-def score_slice(prob, runs, priors, calibrations, args, device, record) -> None:
-    """Every run on one scored slice, into ``record``."""
+def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[str, tuple]:
+    """Every run on one scored slice, into ``record``; returns ``{label: (mean, std, calibration)}``
+    for the figure."""
+    shown: dict[str, tuple] = {"reference": (prob.reference[0, 0].abs().cpu(), None, None)}
     for name, pname, is_default, method in runs:
         prior = priors.get(pname)
         gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -200,12 +204,48 @@ def score_slice(prob, runs, priors, calibrations, args, device, record) -> None:
                           calibration=calibrations.get((name, pname)))
         secs = time.perf_counter() - t0
         m = res.metrics
-        unc = {k: m.get(k, float("nan")) for k in ("coverage", "coverage_raw", "spread_skill", "crps",
-                                                   "interval_width")}
+        unc = {k: m.get(k, float("nan")) for k in ("coverage", "coverage_raw", "coverage_90", "spread_skill", "crps",
+                                                   "interval_width", "interval_width_calibrated")}
         record((prob.meta["R"], name, pname, is_default), psnr=m["psnr"], ssim=m["ssim"], nmse=m["nmse"],
                psnr_object=object_psnr(res.mean, prob.reference),
                coverage_object_raw=support_coverage(res.samples, prob.reference) if prior is not None else math.nan,
                seconds_per_slice=secs, nfe=m["nfe"], **unc)
+        if pname == "none" or is_default:
+            label = name if pname == "none" else f"{pname}: {name}"
+            shown[label] = (res.mean[0].abs().cpu(), res.std[0].cpu(), calibrations.get((name, pname)))
+    return shown
+
+
+def figure(shown: dict[float, dict[str, tuple]], path: Path) -> None:
+    """Per R: the reference, the classical rows, each prior's default mean, and that default's calibrated
+    ±2σ half-width (split conformal, :meth:`Calibration.width` per pixel)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ambient_imaging.metrics.calibration import interval_scale
+
+    cols = max(len(v) + sum(1 for t in v.values() if t[1] is not None) for v in shown.values())
+    fig, axes = plt.subplots(len(shown), cols, figsize=(1.9 * cols, 2.1 * len(shown)), squeeze=False)
+    for r, (accel, panels) in enumerate(shown.items()):
+        vmax = float(panels["reference"][0].max())
+        c = 0
+        for label, (mean, std, cal) in panels.items():
+            axes[r, c].imshow(mean.squeeze().numpy(), cmap="gray", vmin=0, vmax=vmax)
+            axes[r, c].set_title(f"R={accel:g} {label}" if c == 0 else label, fontsize=6)
+            c += 1
+            if std is not None and cal is not None:
+                half = cal.q * cal.k * interval_scale(std.squeeze().numpy(), cal.floor)
+                axes[r, c].imshow(half, cmap="magma")
+                axes[r, c].set_title(f"{label}: calibrated 2σ", fontsize=6)
+                c += 1
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
 
 
 def summarise(per: dict) -> list[dict]:
@@ -241,7 +281,7 @@ def write_report(rows: list[dict], args, priors: dict, n_scored: int, device) ->
         "uncalibrated. `default` marks a prior's default sampler.",
         "",
         "| R | prior | method | default | PSNR (dB) | PSNR object (dB) | SSIM | NMSE | coverage | coverage raw | "
-        "spread-skill | CRPS | width | s / slice | NFE |",
+        "spread-skill | CRPS | width raw / calibrated | s / slice | NFE |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -250,7 +290,8 @@ def write_report(rows: list[dict], args, priors: dict, n_scored: int, device) ->
                      f"{f(r.get('psnr'))} ± {f(r.get('psnr_std'))} | {f(r.get('psnr_object'))} | "
                      f"{f(r.get('ssim'), 3)} | {f(r.get('nmse'), 4)} | {f(pct['coverage'], 1)} | "
                      f"{f(pct['coverage_raw'], 1)} | {f(r.get('spread_skill'))} | {f(r.get('crps'), 4)} | "
-                     f"{f(r.get('interval_width'), 4)} | {f(r.get('seconds_per_slice'))} | {f(r.get('nfe'), 0)} |")
+                     f"{f(r.get('interval_width'), 4)} / {f(r.get('interval_width_calibrated'), 4)} | "
+                     f"{f(r.get('seconds_per_slice'))} | {f(r.get('nfe'), 0)} |")
     text = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +308,12 @@ def main() -> None:
     ap.add_argument("--ambient-prior", default=None, help="run dir: prior trained on undersampled k-space only")
     ap.add_argument("--naive-prior", default=None, help="run dir: naive prior (A^H y treated as clean)")
     ap.add_argument("--oracle-prior", default=None, help="run dir: prior trained on fully sampled images")
+    ap.add_argument("--prior", action="append", default=[], metavar="NAME=RUN",
+                    help="another prior to score under NAME (repeatable; e.g. mixture=runs/mix)")
+    ap.add_argument("--default-only", default="", help="comma-separated prior names that get only their default "
+                    "sampler and the one-step estimate (cheaper rows, e.g. for the mixture benchmark)")
+    ap.add_argument("--figure", default=None, help="PNG: reference, classical rows, each prior's default mean and "
+                    "its calibrated 2σ half-width on the first scored slice of every R")
     ap.add_argument("--accelerations", default="4,8")
     ap.add_argument("--mask-kind", default="random")
     ap.add_argument("--max-slices", type=int, default=6, help="scored slices")
@@ -294,11 +341,17 @@ def main() -> None:
     cal, data = data[len(data) - args.calibration_slices:], data[: len(data) - args.calibration_slices]
     from ambient_imaging.training import load_prior
 
-    priors = {p: load_prior(run, device) for p, run in (("ambient", args.ambient_prior), ("naive", args.naive_prior),
-                                                        ("oracle", args.oracle_prior)) if run}
+    named = [("ambient", args.ambient_prior), ("naive", args.naive_prior), ("oracle", args.oracle_prior)]
+    for spec in args.prior:
+        name, sep, run = spec.partition("=")
+        if not sep or not name or not run:
+            sys.exit(f"--prior {spec!r}: expected NAME=RUN_DIR")
+        named.append((name, run))
+    priors = {p: load_prior(run, device) for p, run in named if run}
     extra = parse_samplers(args.samplers)
     per: dict[tuple, dict[str, list[float]]] = {}
     classical = None
+    shown: dict[float, dict[str, tuple]] = {}
 
     def record(key: tuple, **vals: float) -> None:
         r = per.setdefault(key, {})
@@ -316,10 +369,14 @@ def main() -> None:
             classical = tune_classical(problem(*val))
         runs = method_runs(priors, extra, args, classical)
         calibrations = calibrate(runs, priors, cal, problem, args, device)
-        for f, s, sl in data:
-            score_slice(problem(f, s, sl), runs, priors, calibrations, args, device, record)
+        for i, (f, s, sl) in enumerate(data):
+            got = score_slice(problem(f, s, sl), runs, priors, calibrations, args, device, record)
+            if i == 0:
+                shown[accel] = got
             print(f"R={accel:g} {f.name} slice {s} done", file=sys.stderr)
     print(write_report(summarise(per), args, priors, len(data), device))
+    if args.figure:
+        figure(shown, Path(args.figure))
 
 
 if __name__ == "__main__":
