@@ -12,7 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sense_linop", "solve_l1_wavelet", "solve_tv", "SOLVERS"]
+__all__ = ["sense_linop", "lipschitz_bound", "solve_l1_wavelet", "solve_tv", "SOLVERS"]
+
+
+def lipschitz_bound(maps: np.ndarray) -> float:
+    """An upper bound of the largest eigenvalue of ``A^H A`` for maps ``(Nc, H, W)`` or ``(M, Nc, H, W)``:
+    the largest per-pixel eigenvalue of ``S(p)^H S(p)`` (``M × M``; the mask is a projection and the
+    centred FFT unitary, so ``‖A x‖ ≤ ‖S x‖``). ESPIRiT maps are orthonormal per pixel: the bound is 1.
+
+    It replaces sigpy's 30 power iterations (a quarter of an ℓ1-wavelet solve's cost) by an exact bound.
+    """
+    s = maps[None] if maps.ndim == 3 else maps  # (M, Nc, H, W)
+    gram = np.einsum("mchw,nchw->hwmn", s.conj(), s)
+    top = float(np.linalg.eigvalsh(gram).max()) if s.shape[0] > 1 else float(np.abs(gram).max())
+    return top if top > 0 else 1.0
 
 
 def sense_linop(maps: np.ndarray, weights: np.ndarray):  # noqa: ANN201 (a sigpy Linop)
@@ -38,7 +51,8 @@ def solve_l1_wavelet(y: np.ndarray, maps: np.ndarray, weights: np.ndarray, lamda
     a = sense_linop(maps, weights)
     wav = sp.linop.Wavelet(a.ishape, wave_name=wave_name, axes=(-2, -1))
     proxg = sp.prox.UnitaryTransform(sp.prox.L1Reg(wav.oshape, float(lamda)), wav)
-    app = sp.app.LinearLeastSquares(a, y * weights, proxg=proxg, max_iter=int(max_iter), show_pbar=False)
+    app = sp.app.LinearLeastSquares(a, y * weights, proxg=proxg, max_iter=int(max_iter), show_pbar=False,
+                                    alpha=1.0 / lipschitz_bound(maps))
     return np.asarray(app.run())
 
 
