@@ -3,8 +3,12 @@
 DPS (Chung et al. 2023) needs only ``∇_x log p(y | x)``: each EDM Euler step from ``x_i`` is followed
 by ``x_{i+1} ← x_{i+1} − ζ ∇_{x_i} L(s · D(x_i, σ_i)) / sqrt(L)`` where ``L = Σ_d α_d loss_d`` is the
 weighted negative log-likelihood of :mod:`.likelihoods` evaluated on the denoised image mapped to
-Jy/pixel by the flux scale ``s`` (``s = total_flux``, the ``"flux"`` normalisation: prior images
-are sky / total flux). The ``1/sqrt(L)`` normalisation is DPS's ``ζ / ‖y − A x̂₀‖``.
+Jy/pixel by the flux scale ``s`` (``s = total_flux / k``, the ``"flux"`` normalisation: prior images
+are k · sky / total flux). The ``1/sqrt(L)`` normalisation is DPS's ``ζ / ‖y − A x̂₀‖``. By default the
+gradient is taken at ``D`` and applied to ``x_i`` (Jacobian-free, ``jacobian=False``); final samples are
+rescaled to the compact flux and centred on their flux centroid (closures fix neither). On the simulated
+EHT benchmark (``benchmarks/results/interferometry.md``) it does not yet fit the closures with the 12-minute
+CPU prior: a failed fit warns, ``--strict`` errors.
 
 ``LikelihoodDPS(...)(net, y, op, samples=K)`` returns a
 :class:`~ambient_imaging.sampling.Reconstruction` (samples ``(B, K, 1, H, W)``) in the units of ``y``
