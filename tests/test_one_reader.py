@@ -50,12 +50,12 @@ def test_training_and_reconstruct_read_a_file_alike(val_file, tmp_path):
 
 def test_map_sets_are_told(val_file, tmp_path):
     said: list[str] = []
-    opts = ReconstructOptions(method="zero-filled", acceleration=4.0, slices="0", progress=False)
-    reconstruct_path(val_file, tmp_path / "m.nc", None, opts, say=said.append)  # default: one set, as training
+    opts = ReconstructOptions(method="zero-filled", acceleration=4.0, slices="0", progress=False, map_sets=1)
+    reconstruct_path(val_file, tmp_path / "m.nc", None, opts, say=said.append)  # given: one set
     assert any(s.endswith("slice 0: ESPIRiT: 1 map set") for s in said), said
     said.clear()
-    opts = ReconstructOptions(method="zero-filled", acceleration=4.0, slices="0", progress=False, map_sets="auto")
-    reconstruct_path(val_file, tmp_path / "a.nc", None, opts, say=said.append)  # chosen from the data, and told why
+    opts = ReconstructOptions(method="zero-filled", acceleration=4.0, slices="0", progress=False)
+    reconstruct_path(val_file, tmp_path / "a.nc", None, opts, say=said.append)  # default: from the data, told why
     told = [s for s in said if "ESPIRiT:" in s]
     assert len(told) == 1 and ("(full FOV)" in told[0] or "(reduced FOV detected)" in told[0]), said
 

@@ -27,6 +27,10 @@ def test_quickstart_tiny_runs_and_resumes(tmp_path, capsys):
                 assert all(math.isfinite(row[k]) for k in ("psnr", "ssim", "nmse", "seconds")), row
     assert (out / "table.md").is_file() and (out / "results" / "metrics.png").is_file()
     assert (out / "prior" / "quickstart-done.json").is_file()
+    # one held-out file is kept apart for the std map's calibration and never scored
+    calib = {f.name for f in (out / "data" / "calibration").glob("*.h5")}
+    scored = {f.name for f in (out / "data" / "val").glob("*.h5")}
+    assert len(calib) == 1 and scored and not calib & scored
     # no fully sampled k-space anywhere in what training saw
     import h5py
     import numpy as np

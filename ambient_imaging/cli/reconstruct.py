@@ -70,9 +70,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--padding", default="auto", help="zero-padded phase-encode columns: auto (the header's "
                    "encodingLimits, else detected zero bands), none, or LEFT,RIGHT column counts")
     r.add_argument("--coils", type=int, default=None, help="compress to N virtual coils (SVD) before reconstruction")
-    r.add_argument("--map-sets", default=1, type=_map_sets,
-                   help="ESPIRiT sets of coil maps: 1 (default: as training reads files), 2, or auto (two where the "
-                        "field of view is reduced and the image wraps around; classical methods)")
+    r.add_argument("--map-sets", default="auto", type=_map_sets,
+                   help="ESPIRiT sets of coil maps: auto (default: classical methods get two where the field of view "
+                        "is reduced and the image wraps around, as BART ecalib -m2; a prior keeps one set, as "
+                        "training reads files), or an integer")
     r.add_argument("--allow-size-mismatch", action="store_true",
                    help="run a prior on MRI data of another matrix size than it was trained on (refused otherwise: "
                         "the result would be degraded; the refusal names the commands that train a matching prior)")

@@ -88,7 +88,7 @@ class ReconstructOptions:
     calibrate: str | None = None
     calibration: str | None = None
     progress: bool = True
-    map_sets: int | str = 1
+    map_sets: int | str = "auto"
     allow_size_mismatch: bool = False
 
     def validate(self) -> ReconstructOptions:
@@ -254,8 +254,17 @@ def mri_file_options(options: ReconstructOptions, prior: Any | None) -> Any:
     from ambient_imaging.datasets.fastmri import FastMRIOptions
 
     return FastMRIOptions(mask_spec=mask_spec_for(options, prior), padding=options.padding, coils=options.coils,
-                          noise_sigma="auto", maps="measured", map_sets=options.map_sets,
+                          noise_sigma="auto", maps="measured", map_sets=map_sets_for(options, prior),
                           crop=_crop_arg(options.crop))
+
+
+def map_sets_for(options: ReconstructOptions, prior: Any | None) -> int | str:
+    """ESPIRiT map sets of a run: ``--map-sets`` as given; ``auto`` (the default) lets the data choose
+    (two sets where the field of view is reduced, soft SENSE) for classical methods, and keeps one set
+    for a prior, whose images have one component (priors are trained on one-set coil combinations)."""
+    if options.map_sets != "auto" or prior is None:
+        return options.map_sets
+    return 1
 
 
 def _done(target: Path) -> bool:
