@@ -411,8 +411,8 @@ def _mri_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: R
         else:
             crop = fh.crop
             gt = np.stack([center_crop(r.problem.reference[0, 0].abs().numpy(), crop) for r in results])
-        est = np.stack([center_crop(r.mean[0].abs().cpu().numpy(), crop) for r in results])
-        zf = np.stack([center_crop(r.zero_filled[0].abs().cpu().numpy(), crop) for r in results])
+        est = np.stack([center_crop(r.magnitude.cpu().numpy(), crop) for r in results])
+        zf = np.stack([center_crop(r.zero_filled_magnitude.cpu().numpy(), crop) for r in results])
         scores, zf_scores = fastmri_scores(gt, est), fastmri_scores(gt, zf)
         _check_scores(f, scores["volume"], opts.strict)
         for row, sc, zsc in zip(rows, scores["slices"], zf_scores["slices"], strict=True):

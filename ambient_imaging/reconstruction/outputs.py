@@ -75,8 +75,9 @@ def write_volume(path: str | Path, results: list[Result], attrs: dict[str, Any] 
     path = Path(path)
     if not results:
         raise ValueError(f"{path}: nothing to write")
-    mean = np.stack([r.mean[0].cpu().numpy() for r in results])
-    std = np.stack([r.std[0].cpu().numpy() for r in results])
+    # one component: the complex image as it is; several ESPIRiT map sets: their root-sum-of-squares
+    mean = np.stack([(r.mean[0] if r.mean.shape[0] == 1 else r.magnitude).cpu().numpy() for r in results])
+    std = np.stack([(r.std[0] if r.std.shape[0] == 1 else r.std_magnitude).cpu().numpy() for r in results])
     meta = {k: json_safe(v) for k, v in (attrs or {}).items() if v is not None}
     if path.suffix.lower() in (".h5", ".hdf5"):
         return save_fastmri_reconstruction(path, np.abs(mean).astype(np.float32), std=std, attrs=meta)
@@ -127,8 +128,8 @@ def write_figure(path: str | Path, result: Result) -> Path:
     if result.problem.reference is not None:
         panels.append(result.problem.reference[0, 0].abs().cpu().numpy())
         titles.append("reference")
-    panels += [result.zero_filled[0].abs().cpu().numpy(), result.mean[0].abs().cpu().numpy(),
-               result.std[0].cpu().numpy()]
+    panels += [result.zero_filled_magnitude.cpu().numpy(), result.magnitude.cpu().numpy(),
+               result.std_magnitude.cpu().numpy()]
     titles += ["zero-filled", f"{result.method} mean", f"{result.method} std"]
     return png_grid(np.stack(panels), path, titles)
 

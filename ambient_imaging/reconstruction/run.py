@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ambient_imaging.problems import Problem
 
-__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings"]
+__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "display_magnitude"]
 
 #: a scored result this many dB below zero-filled is flagged
 WORSE_THAN_ZERO_FILLED_DB = 3.0
@@ -55,13 +55,36 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def magnitude(self) -> Tensor:
+        """The displayed and scored image ``(H, W)`` of :attr:`mean` (:func:`display_magnitude`)."""
+        return display_magnitude(self.mean)
+
+    @property
+    def zero_filled_magnitude(self) -> Tensor:
+        """:func:`display_magnitude` of the zero-filled image."""
+        return display_magnitude(self.zero_filled)
+
+    @property
+    def std_magnitude(self) -> Tensor:
+        """The std ``(H, W)`` combined over the image's components (``sqrt(Σ_m std_m²)``)."""
+        return self.std.abs().pow(2).sum(-3).sqrt()
+
+
+def display_magnitude(image: Tensor) -> Tensor:
+    """``(..., C, H, W)`` → ``(..., H, W)``: the root-sum-of-squares over the components — ``|x|`` for one
+    channel; for M ESPIRiT map sets (soft SENSE, reduced FOV) the RSS over the sets, as BART displays it
+    and as :meth:`~ambient_imaging.operators.MultiCoilMRI.combine_sets` defines it. Scoring set 0 alone
+    would drop the part of the object the second set explains."""
+    return image.abs().pow(2).sum(-3).sqrt()
+
 
 def _target(problem: Problem, target: str) -> np.ndarray | None:
     if target == "rss" and "rss" in problem.extras:
         return problem.extras["rss"][0, 0].abs().cpu().numpy()
     if problem.reference is None:
         return None
-    return problem.reference[0, 0].abs().cpu().numpy()
+    return display_magnitude(problem.reference[0]).cpu().numpy()
 
 
 def score(problem: Problem, image: Tensor, crop: tuple[int, int] | int | None = None,
@@ -74,7 +97,7 @@ def score(problem: Problem, image: Tensor, crop: tuple[int, int] | int | None = 
     ref = _target(problem, target)
     if ref is None:
         return {}
-    est = image[0].abs().detach().cpu().numpy() if image.ndim == 3 else image.abs().detach().cpu().numpy()
+    est = (display_magnitude(image) if image.ndim == 3 else image.abs()).detach().cpu().numpy()
     ref, est = center_crop(ref, crop), center_crop(est, crop)
     return {"psnr": psnr(ref, est), "ssim": ssim(ref, est), "nmse": nmse(ref, est)}
 
@@ -206,7 +229,7 @@ def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int 
     ref = _target(problem, target)
     if ref is None or samples.shape[0] < 2:
         return None
-    mag = center_crop(samples[:, 0].abs().detach().cpu().numpy(), crop)
+    mag = center_crop(display_magnitude(samples).detach().cpu().numpy(), crop)
     ref = center_crop(ref, crop)
     support = problem.extras.get("support")
     if support is not None:  # where the image is defined (MRI: the coil maps' support); outside, std is 0
