@@ -181,11 +181,16 @@ class SENSE(Method):
     def __call__(self, y: Tensor, op: LinearOperator) -> Reconstruction:
         info: dict = {}
         with torch.no_grad():
+            lam = None
             if self.lamda is None and self.rule == "cv" and _cv_possible(op, info):
                 lam_v, iters, errors = self.cross_validate(y, op)
-                lam = torch.full((y.shape[0],), lam_v, dtype=torch.float64)
                 info["cv_errors"] = errors
-            else:
+                if errors[f"{lam_v:g}@{iters}"] < CV_INFORMATIVE:
+                    lam = torch.full((y.shape[0],), lam_v, dtype=torch.float64)
+                else:  # no candidate predicts the held-out lines better than zero does: CV says nothing
+                    info.update(rule="noise", lamda_note=f"k-space cross-validation was uninformative (best held-out "
+                                f"error {errors[f'{lam_v:g}@{iters}']:.3f} of predicting zero): the noise rule is used")
+            if lam is None:
                 lam, iters = self.lamdas(y, op), self.max_iter
             rhs = op.adjoint(y)
             lam_b = _per_sample(lam, rhs)
@@ -194,6 +199,12 @@ class SENSE(Method):
         rec.info.update(method="sense", cg_iterations=it, lamda=lam.tolist(),
                         lamda_rule="given" if self.lamda is not None else info.pop("rule", self.rule), **info)
         return rec
+
+
+#: a cross-validated choice counts only when its held-out error (relative to ``‖y_held‖²``, i.e. to predicting
+#: zero) is below this; at R = 8 on a real scan every CG-SENSE candidate scored > 1 and the "best" (1 iteration,
+#: λ 0.1) fell below zero-filled (20.04 vs 20.44 dB)
+CV_INFORMATIVE = 0.98
 
 
 def _cv_possible(op: LinearOperator, info: dict) -> bool:
