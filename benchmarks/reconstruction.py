@@ -314,6 +314,8 @@ def main() -> None:
                     "sampler and the one-step estimate (cheaper rows, e.g. for the mixture benchmark)")
     ap.add_argument("--figure", default=None, help="PNG: reference, classical rows, each prior's default mean and "
                     "its calibrated 2σ half-width on the first scored slice of every R")
+    ap.add_argument("--no-classical", action="store_true", help="priors only (the classical rows of the same "
+                    "slices and masks come from another run)")
     ap.add_argument("--accelerations", default="4,8")
     ap.add_argument("--mask-kind", default="random")
     ap.add_argument("--max-slices", type=int, default=6, help="scored slices")
@@ -366,7 +368,7 @@ def main() -> None:
                                meta={"file": f.name, "slice": s, "R": accel})
 
         if classical is None:  # tuned once, at the first R, on the validation slice
-            classical = tune_classical(problem(*val))
+            classical = {} if args.no_classical else tune_classical(problem(*val))
         runs = method_runs(priors, extra, args, classical)
         calibrations = calibrate(runs, priors, cal, problem, args, device)
         for i, (f, s, sl) in enumerate(data):

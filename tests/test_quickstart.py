@@ -16,7 +16,7 @@ def test_quickstart_tiny_runs_and_resumes(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     prior_dirs = [p.name for p in (out / "results").glob("prior-*")]
-    assert len(prior_dirs) == 1  # the prior's default sampler, e.g. prior-adps
+    assert len(prior_dirs) == 1  # the prior's default sampler, e.g. prior-daps
     for method in ("zero-filled", "l1-wavelet", prior_dirs[0]):
         assert method in printed
         files = sorted((out / "results" / method).glob("*.metrics.json"))

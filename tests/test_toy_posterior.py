@@ -19,6 +19,7 @@ import torch
 
 from ambient_imaging.sampling import (
     ADPS,
+    DAPS,
     DPS,
     MMPS,
     AmbientMMPS,
@@ -130,12 +131,12 @@ def test_default_posterior_sampler_per_prior_type():
                               config={"loss": "tweedie"})
     from ambient_imaging.reconstruction import default_method, default_method_name
 
-    s = default_method(ambient).for_prior(ambient)
-    assert isinstance(s, ADPS) and default_method_name(ambient) == s.name == "adps" and s.delta == 0.1
-    assert s.sigma_min == 0.01
+    s = default_method(ambient).for_prior(ambient)  # DAPS through A's own mask (benchmark, 2026-12-06)
+    assert isinstance(s, DAPS) and default_method_name(ambient) == s.name == "daps" and s.ambient
+    assert s.sigma_min == 0.01 and s.ensemble == 0
     for prior, smin in ((naive, 0.03), (tweedie, 0.1)):
         s = default_method(prior).for_prior(prior, steps=7)
-        assert type(s) is DPS and s.name == default_method_name(prior) == "dps"
+        assert type(s) is DAPS and s.name == default_method_name(prior) == "daps" and not s.ambient
         assert s.sigma_min == smin and s.steps == 7  # σ ≥ σ_n of the prior
     assert isinstance(make_method("ambient-mmps", ambient), AmbientMMPS)
     assert type(make_method("mmps", naive)) is MMPS
