@@ -44,6 +44,7 @@ import h5py
 import numpy as np
 import torch
 
+from ambient_imaging.datasets.cfl import read_cfl, write_cfl
 from ambient_imaging.datasets.fastmri import FastMRIFile, FastMRIOptions
 from ambient_imaging.metrics.fastmri import fastmri_volume_metrics
 from ambient_imaging.problems import MaskSpec, Problem
@@ -135,17 +136,6 @@ def classical_rows(prob: Problem, ref: np.ndarray, grid: tuple[float, ...], max_
     return rows
 
 
-def _write_cfl(stem: Path, arr: np.ndarray) -> None:
-    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in arr.shape) + "\n")
-    np.asarray(arr, dtype=np.complex64).ravel(order="F").tofile(stem.with_suffix(".cfl"))
-
-
-def _read_cfl(stem: Path) -> np.ndarray:
-    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
-    dims = (dims + [1] * 5)[:5]
-    return np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64).reshape(dims, order="F")
-
-
 def bart_rows(prob: Problem, ref: np.ndarray, sets: tuple[int, ...] = (1, 2)) -> list[dict]:
     """BART ``ecalib -mM`` (our calibration block and kernel) + ``pics -l1/-l2`` at the best λ of
     :data:`BART_GRID` on the problem's undersampled k-space (empty without ``bart``)."""
@@ -154,7 +144,7 @@ def bart_rows(prob: Problem, ref: np.ndarray, sets: tuple[int, ...] = (1, 2)) ->
     rows, (r_rows, r_cols, kw) = [], prob.meta["calibration"]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        _write_cfl(d / "k", prob.y[0].numpy().transpose(1, 2, 0)[:, :, None, :])  # BART: (x, y, z, coil)
+        write_cfl(d / "k", prob.y[0].numpy().transpose(1, 2, 0)[:, :, None, :])  # BART: (x, y, z, coil)
         for m in sets:
             t0 = time.perf_counter()
             subprocess.run(["bart", "ecalib", f"-m{m}", "-k", str(kw), "-r", f"{r_rows}:{r_cols}", str(d / "k"),
@@ -167,7 +157,7 @@ def bart_rows(prob: Problem, ref: np.ndarray, sets: tuple[int, ...] = (1, 2)) ->
                     subprocess.run(["bart", "pics", "-S", reg, "-r", str(lam), str(d / "k"), str(d / "s"),
                                     str(d / "x")], check=True, capture_output=True)
                     secs = time.perf_counter() - t0 + t_cal
-                    sc = scores(ref, _read_cfl(d / "x")[:, :, 0, 0, :].transpose(2, 0, 1))
+                    sc = scores(ref, read_cfl(d / "x")[:, :, 0, 0, :].transpose(2, 0, 1))
                     if sc["psnr"] > best["psnr"]:
                         best = {**sc, "seconds_per_slice": secs, "lamda": lam}
                 rows.append({"method": f"bart pics {reg}", "default": False, "maps": m, **best})
@@ -195,7 +185,9 @@ def prior_rows(path: Path, spec: MaskSpec, ref: np.ndarray, run_dir: str, device
 
 
 def write_report(rows: list[dict], args: argparse.Namespace, out: Path) -> None:
-    """The Markdown table and the JSON beside it."""
+    """The Markdown table and the JSON beside it (a row measured again replaces the older one: ``--append``)."""
+    latest = {(r["scan"], r["R"], r["method"], r.get("prior"), r["default"], r.get("maps")): r for r in rows}
+    rows[:] = list(latest.values())
     machine = f"{platform.machine()} CPU, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads"
     cmd = "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "?") + " python " + " ".join(sys.argv)
     lines = [

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ambient_imaging.datasets.cfl import read_cfl, write_cfl
 from ambient_imaging.metrics import psnr
 from ambient_imaging.operators import MultiCoilMRI, birdcage_maps, fft2c, ifft2c
 from ambient_imaging.problems import MaskSpec, mri_problem
@@ -120,26 +121,15 @@ def test_two_set_results_are_scored_and_shown_as_their_root_sum_of_squares() -> 
 
 
 # ---- BART (apt-get install bart): the same calibration and reconstruction by the reference tools -----
-def _write_cfl(stem: Path, arr: np.ndarray) -> None:
-    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in arr.shape) + "\n")
-    np.asarray(arr, dtype=np.complex64).ravel(order="F").tofile(stem.with_suffix(".cfl"))
-
-
-def _read_cfl(stem: Path) -> np.ndarray:
-    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
-    dims = (dims + [1] * 5)[:5]  # (x, y, z, coil, maps); BART writes up to 16 dimensions, trailing ones 1
-    return np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64).reshape(dims, order="F")
-
-
 @pytest.mark.skipif(shutil.which("bart") is None, reason="BART is not installed (apt-get install bart)")
 def test_against_bart_ecalib_m2_and_pics(tmp_path: Path) -> None:
     k, rss = reduced_fov()
     prob = mri_problem(k, mask_spec=MaskSpec("random", 2.0, center_lines=16, seed=1), key="rfov", map_sets=2)
     y = prob.y[0].numpy()  # (Nc, H, W), zero outside the mask
-    _write_cfl(tmp_path / "k", y.transpose(1, 2, 0)[:, :, None, :])  # BART: (x, y, z, coil)
+    write_cfl(tmp_path / "k", y.transpose(1, 2, 0)[:, :, None, :])  # BART: (x, y, z, coil)
     subprocess.run(["bart", "ecalib", "-m2", "-r", "24:16", str(tmp_path / "k"), str(tmp_path / "s"),
                     str(tmp_path / "ev")], check=True, capture_output=True)  # BART's default crop 0.8
-    bart_maps = _read_cfl(tmp_path / "s")[:, :, 0].transpose(3, 2, 0, 1)  # (M, Nc, H, W)
+    bart_maps = read_cfl(tmp_path / "s")[:, :, 0].transpose(3, 2, 0, 1)  # (M, Nc, H, W)
     ours = prob.op.sens_maps[0].numpy()
     # set 0 spans the same coil combination as BART's (up to a phase) where both are non-zero
     both = (np.abs(ours[0]).sum(0) > 0) & (np.abs(bart_maps[0]).sum(0) > 0)
@@ -148,12 +138,12 @@ def test_against_bart_ecalib_m2_and_pics(tmp_path: Path) -> None:
     # BART also needs the second set on the wrapped region (observed: 11 % of the pixels, ours 13 %)
     assert (np.abs(bart_maps[1]).sum(0) > 0).mean() > 0.05
     assert prob.meta["second_set_fraction"] > 0.05
-    _write_cfl(tmp_path / "o", ours.transpose(2, 3, 1, 0)[:, :, None])  # our maps in BART's layout
+    write_cfl(tmp_path / "o", ours.transpose(2, 3, 1, 0)[:, :, None])  # our maps in BART's layout
 
     def pics(maps: str) -> float:
         subprocess.run(["bart", "pics", "-S", "-l1", "-r", "0.005", str(tmp_path / "k"), str(tmp_path / maps),
                         str(tmp_path / "x")], check=True, capture_output=True)
-        x = _read_cfl(tmp_path / "x")[:, :, 0, 0, :]  # (H, W, M): pics keeps the maps dimension
+        x = read_cfl(tmp_path / "x")[:, :, 0, 0, :]  # (H, W, M): pics keeps the maps dimension
         return psnr(rss, np.sqrt((np.abs(x) ** 2).sum(-1)))
 
     bart_psnr, bart_on_ours = pics("s"), pics("o")

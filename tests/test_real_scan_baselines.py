@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from ambient_imaging.datasets.cfl import read_cfl, write_cfl
 from ambient_imaging.metrics.fastmri import fastmri_volume_metrics
 from ambient_imaging.operators import ifft2c, resize_kspace
 from ambient_imaging.problems import MaskSpec, mri_problem
@@ -74,30 +75,19 @@ def test_default_l1_beats_zero_filled_and_is_near_the_oracle_sigpy_recon(scan_pr
     assert ours > oracle - 1.0, (ours, oracle)
 
 
-def _write_cfl(stem: Path, arr: np.ndarray) -> None:
-    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in arr.shape) + "\n")
-    np.asarray(arr, dtype=np.complex64).ravel(order="F").tofile(stem.with_suffix(".cfl"))
-
-
-def _read_cfl(stem: Path) -> np.ndarray:
-    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
-    dims = (dims + [1] * 5)[:5]
-    return np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64).reshape(dims, order="F")
-
-
 @needs_scan
 @pytest.mark.skipif(shutil.which("bart") is None, reason="BART is not installed (apt-get install bart)")
 def test_default_l1_within_1db_of_bart_pics_l1_on_the_same_mask(scan_problem, tmp_path: Path) -> None:
     prob, rss, _zf, ours = scan_problem
     rows, cols, kw = prob.meta["calibration"]
-    _write_cfl(tmp_path / "k", prob.y[0].numpy().transpose(1, 2, 0)[:, :, None, :])
+    write_cfl(tmp_path / "k", prob.y[0].numpy().transpose(1, 2, 0)[:, :, None, :])
     subprocess.run(["bart", "ecalib", "-m2", "-k", str(kw), "-r", f"{rows}:{cols}", str(tmp_path / "k"),
                     str(tmp_path / "s")], check=True, capture_output=True)
     bart = -np.inf
     for lam in (3e-3, 1e-2, 3e-2):  # BART's best λ on this grid (an oracle for BART)
         subprocess.run(["bart", "pics", "-S", "-l1", "-r", str(lam), str(tmp_path / "k"), str(tmp_path / "s"),
                         str(tmp_path / "x")], check=True, capture_output=True)
-        bart = max(bart, _psnr(rss, _read_cfl(tmp_path / "x")[:, :, 0, 0, :].transpose(2, 0, 1)))
+        bart = max(bart, _psnr(rss, read_cfl(tmp_path / "x")[:, :, 0, 0, :].transpose(2, 0, 1)))
     print(f"BART pics -l1 {bart:.2f} dB")
     # observed (2026-12-06): BART pics -l1 (ecalib -m2, best λ) 24.13, ours (λ by cross-validation) 24.44 dB
     assert ours > bart - 1.0, (ours, bart)
