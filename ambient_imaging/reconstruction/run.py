@@ -68,7 +68,7 @@ class Result:
     @property
     def std_magnitude(self) -> Tensor:
         """The std ``(H, W)`` combined over the image's components (``sqrt(Σ_m std_m²)``)."""
-        return self.std.abs().pow(2).sum(-3).sqrt()
+        return display_magnitude(self.std)
 
 
 def display_magnitude(image: Tensor) -> Tensor:
