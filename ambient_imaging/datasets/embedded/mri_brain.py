@@ -77,10 +77,12 @@ def _slices(vol: np.ndarray, matrix: int, step: int, min_fill: float) -> tuple[n
     return out.clamp_min(0).numpy(), keep
 
 
-def _smooth_phase(s: int, matrix: int, g: torch.Generator) -> torch.Tensor:
-    """Random low-order phase maps ``φ = a + b·u + c·v + d·(u² + v²)`` (u, v ∈ [-1, 1]), |coeffs| ≲ π/2."""
-    u = torch.linspace(-1, 1, matrix, dtype=torch.float64)
-    vv, uu = torch.meshgrid(u, u, indexing="ij")
+def _smooth_phase(s: int, shape: int | tuple[int, int], g: torch.Generator) -> torch.Tensor:
+    """Random low-order phase maps ``φ = a + b·u + c·v + d·(u² + v²)`` (u, v ∈ [-1, 1]), |coeffs| ≲ π/2,
+    on a ``matrix × matrix`` or ``H × W`` grid."""
+    h, w = (shape, shape) if isinstance(shape, int) else shape
+    vv, uu = torch.meshgrid(torch.linspace(-1, 1, h, dtype=torch.float64),
+                            torch.linspace(-1, 1, w, dtype=torch.float64), indexing="ij")
     c = (torch.rand(s, 4, generator=g, dtype=torch.float64) * 2 - 1) * torch.tensor([math.pi, 1.0, 1.0, 0.8])
     c = c[:, :, None, None]
     phi = c[:, 0] + c[:, 1] * uu + c[:, 2] * vv + c[:, 3] * (uu**2 + vv**2)

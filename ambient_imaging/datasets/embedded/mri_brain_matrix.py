@@ -22,7 +22,6 @@ size is outside its training distribution; ``reconstruct`` refuses it). This bui
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .mri_brain import _clean_files, _load_volume, _noisy_kspace, _split, _summary
+from .mri_brain import _clean_files, _load_volume, _noisy_kspace, _smooth_phase, _split, _summary
 
 __all__ = ["ORIENTATIONS", "MATRIX_SIZES", "MARGIN", "build_mri_brain_matrix", "parse_matrix", "template_planes"]
 
@@ -141,18 +140,6 @@ def template_planes(
     return out, float(factor)
 
 
-def _smooth_phase_hw(s: int, shape: tuple[int, int], g: torch.Generator) -> torch.Tensor:
-    """Random low-order phase maps on an ``H × W`` grid (the default build's law, rectangular)."""
-    h, w = shape
-    vv, uu = torch.meshgrid(torch.linspace(-1, 1, h, dtype=torch.float64), torch.linspace(-1, 1, w,
-                                                                                           dtype=torch.float64),
-                            indexing="ij")
-    c = (torch.rand(s, 4, generator=g, dtype=torch.float64) * 2 - 1) * torch.tensor([math.pi, 1.0, 1.0, 0.8])
-    c = c[:, :, None, None]
-    phi = c[:, 0] + c[:, 1] * uu + c[:, 2] * vv + c[:, 3] * (uu**2 + vv**2)
-    return torch.polar(torch.ones_like(phi), phi)
-
-
 def build_mri_brain_matrix(
     out_dir: str | Path,
     matrix: str | int | Sequence[int],
@@ -221,7 +208,7 @@ def build_mri_brain_matrix(
     for split, o, imgs, idx, zs in tqdm(jobs, desc="mri-brain", unit="file", disable=not progress):
         n = counts[split]
         counts[split] += 1
-        x = torch.from_numpy(imgs[idx]).to(torch.complex128) * _smooth_phase_hw(len(idx), (h, w), g)
+        x = torch.from_numpy(imgs[idx]).to(torch.complex128) * _smooth_phase(len(idx), (h, w), g)
         k, sigma = _noisy_kspace(maps, x, imgs[idx], list(range(len(idx))), snr, g)
         name = f"mni152_{split}_{o}_{n:03d}.h5"
         attrs = {**common, "split": split, "orientation": o, "noise_sigma": sigma,
