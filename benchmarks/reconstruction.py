@@ -12,7 +12,9 @@ the rule training and ``reconstruct`` use), then:
   sampler that does not suit the prior's type is skipped).
 
 Whole-image scoring against the RSS of the fully sampled coil images (fastMRI's convention;
-SSIM 7×7, data range = reference max) and PSNR inside the object (reference above 5 % of its
+SSIM 7×7, data range = reference max), every method's image mapped the same way to its estimate of
+that target (:meth:`~ambient_imaging.operators.MultiCoilMRI.rss_estimate`: measured k-space kept, the
+noise floor of the unmeasured part added), and PSNR inside the object (reference above 5 % of its
 maximum) as a second column. Uncertainty (posterior samplers, ≥ 2 samples): split-conformal
 calibration of the std map on ``--calibration-slices`` held-out slices that are not scored (one
 scale ``q`` per R, prior and method), then on the scored slices ``coverage`` (calibrated 2σ),
@@ -195,7 +197,8 @@ def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device)
 def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[str, tuple]:
     """Every run on one scored slice, into ``record``; returns ``{label: (mean, std, calibration)}``
     for the figure."""
-    shown: dict[str, tuple] = {"reference": (prob.reference[0, 0].abs().cpu(), None, None)}
+    ref = prob.extras["rss"][0, 0] if args.target == "rss" and "rss" in prob.extras else prob.reference[0, 0]
+    shown: dict[str, tuple] = {"reference": (ref.abs().cpu(), None, None)}
     for name, pname, is_default, method in runs:
         prior = priors.get(pname)
         gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -212,7 +215,7 @@ def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[
                seconds_per_slice=secs, nfe=m["nfe"], **unc)
         if pname == "none" or is_default:
             label = name if pname == "none" else f"{pname}: {name}"
-            shown[label] = (res.mean[0].abs().cpu(), res.std[0].cpu(), calibrations.get((name, pname)))
+            shown[label] = (res.magnitude.cpu(), res.std_magnitude.cpu(), calibrations.get((name, pname)))
     return shown
 
 
@@ -276,7 +279,9 @@ def write_report(rows: list[dict], args, priors: dict, n_scored: int, device) ->
         f"{args.calibration_slices} calibration slices, {args.samples} posterior samples per slice, masks "
         f"`{args.mask_kind}` lines with the default centre (one mask per slice, shared by all methods). Priors: "
         + ", ".join(f"{k}={getattr(v, 'run_dir', '')}" for k, v in priors.items())
-        + f". PSNR/SSIM/NMSE on magnitudes vs the {args.target} reference (whole image); coverage = calibrated "
+        + f". PSNR/SSIM/NMSE on magnitudes vs the {args.target} reference (whole image"
+        + ("; every image mapped to its RSS estimate, `MultiCoilMRI.rss_estimate`" if args.target == "rss" else "")
+        + "); coverage = calibrated "
         "2σ coverage on the scored slices (split conformal on the calibration slices; nominal 95 %), raw = "
         "uncalibrated. `default` marks a prior's default sampler.",
         "",

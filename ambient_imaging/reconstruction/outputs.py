@@ -79,13 +79,17 @@ def write_volume(path: str | Path, results: list[Result], attrs: dict[str, Any] 
     mean = np.stack([(r.mean[0] if r.mean.shape[0] == 1 else r.magnitude).cpu().numpy() for r in results])
     std = np.stack([(r.std[0] if r.std.shape[0] == 1 else r.std_magnitude).cpu().numpy() for r in results])
     meta = {k: json_safe(v) for k, v in (attrs or {}).items() if v is not None}
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        return save_fastmri_reconstruction(path, np.abs(mean).astype(np.float32), std=std, attrs=meta)
+    if path.suffix.lower() in (".h5", ".hdf5"):  # fastMRI's layout holds the image as scored (e.g. the RSS estimate)
+        shown = np.stack([r.magnitude.cpu().numpy() for r in results])
+        shown_std = np.stack([r.std_magnitude.cpu().numpy() for r in results])
+        return save_fastmri_reconstruction(path, shown.astype(np.float32), std=shown_std, attrs=meta)
     k = min(r.samples.shape[0] for r in results)
     samples = np.stack([r.samples[:k, 0].cpu().numpy() for r in results], axis=1)  # (K, S, H, W)
     refs = [r.problem.reference for r in results]
     reference = np.stack([t[0, 0].cpu().numpy() for t in refs]) if all(t is not None for t in refs) else None
     extra = {"zero_filled": np.stack([r.zero_filled[0].cpu().numpy() for r in results])}
+    if all(r.target_samples is not None for r in results):  # the scored image: the estimate of the RSS target
+        extra["rss_estimate"] = np.stack([r.magnitude.cpu().numpy() for r in results])
     ds = reconstruction_dataset(samples, mean, std, reference=reference, extra=extra,
                                 slices=json.dumps([r.problem.meta.get("slice", i) for i, r in enumerate(results)]),
                                 **{key: (json.dumps(json_safe(v)) if isinstance(v, (dict, list)) else v)

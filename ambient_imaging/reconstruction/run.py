@@ -21,7 +21,8 @@ from torch import Tensor
 
 from ambient_imaging.problems import Problem
 
-__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "display_magnitude"]
+__all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "display_magnitude",
+           "target_images"]
 
 #: a scored result this many dB below zero-filled is flagged
 WORSE_THAN_ZERO_FILLED_DB = 3.0
@@ -43,6 +44,9 @@ class Result:
             scored; ``chi2_red``, ``residual_rel``, ``nfe``, ``seconds``, ``acceleration``, ...).
         warnings: what the checks found (also emitted as ``RuntimeWarning``).
         info: the method's own numbers.
+        target_samples: ``(K, H, W)``: each sample as an estimate of the scoring target (``rss`` on
+            multi-coil MRI: :meth:`~ambient_imaging.operators.MultiCoilMRI.rss_estimate`); ``None``:
+            the samples' :func:`display_magnitude`. target_zero_filled: the same map of the zero-filled image.
     """
 
     problem: Problem
@@ -54,20 +58,30 @@ class Result:
     metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    target_samples: Tensor | None = None
+    target_zero_filled: Tensor | None = None
 
     @property
     def magnitude(self) -> Tensor:
-        """The displayed and scored image ``(H, W)`` of :attr:`mean` (:func:`display_magnitude`)."""
+        """The displayed and scored image ``(H, W)``: the mean of :attr:`target_samples` (the posterior mean
+        of the scoring target) when set, else :func:`display_magnitude` of :attr:`mean`."""
+        if self.target_samples is not None:
+            return self.target_samples.mean(0)
         return display_magnitude(self.mean)
 
     @property
     def zero_filled_magnitude(self) -> Tensor:
-        """:func:`display_magnitude` of the zero-filled image."""
+        """The zero-filled image as displayed and scored (:attr:`target_zero_filled` when set)."""
+        if self.target_zero_filled is not None:
+            return self.target_zero_filled
         return display_magnitude(self.zero_filled)
 
     @property
     def std_magnitude(self) -> Tensor:
-        """The std ``(H, W)`` combined over the image's components (``sqrt(Σ_m std_m²)``)."""
+        """The std ``(H, W)`` of the displayed image: over :attr:`target_samples` when set (and more than one),
+        else :attr:`std` combined over the image's components (``sqrt(Σ_m std_m²)``)."""
+        if self.target_samples is not None and self.target_samples.shape[0] > 1:
+            return self.target_samples.std(0)
         return display_magnitude(self.std)
 
 
@@ -77,6 +91,20 @@ def display_magnitude(image: Tensor) -> Tensor:
     and as :meth:`~ambient_imaging.operators.MultiCoilMRI.combine_sets` defines it. Scoring set 0 alone
     would drop the part of the object the second set explains."""
     return image.abs().pow(2).sum(-3).sqrt()
+
+
+def target_images(problem: Problem, images: Tensor, target: str) -> Tensor | None:
+    """``images`` ``(K, C, H, W)`` (file units) as estimates ``(K, H, W)`` of the scoring target: for
+    ``target="rss"`` on a problem whose operator knows the map
+    (:meth:`~ambient_imaging.operators.MultiCoilMRI.rss_estimate`: measured k-space kept, the expected
+    noise floor of the unmeasured part added), the estimate of the fully sampled RSS; ``None`` otherwise
+    (the images are then shown and scored as :func:`display_magnitude`)."""
+    estimate = getattr(problem.op, "rss_estimate", None)
+    if target != "rss" or estimate is None:
+        return None
+    with torch.no_grad():
+        band = problem.meta.get("band")  # acquired columns: outside, the fully sampled k-space is zero padding
+        return torch.cat([estimate(x[None], problem.y, band=band) for x in images.detach()])
 
 
 def _target(problem: Problem, target: str) -> np.ndarray | None:
@@ -190,13 +218,16 @@ def reconstruct(
     if not finite:
         found.append(f"{name}: the reconstruction holds NaN or Inf values (broken prior weights or a diverging "
                      "sampler: lower --zeta / raise --steps, or check the prior)")
-    scores = score(problem, mean, crop, target) if finite else {}
+    t_samples = target_images(problem, s, target) if finite else None
+    t_zf = None if t_samples is None else target_images(problem, zf[None], target)[0]
+    shown = mean if t_samples is None else t_samples.mean(0)
+    scores = score(problem, shown, crop, target) if finite else {}
     info_scores = None
     if scores:
         m.update(scores)
-        zf_scores = score(problem, zf, crop, target)
+        zf_scores = score(problem, zf if t_zf is None else t_zf, crop, target)
         m["psnr_zero_filled"] = zf_scores["psnr"]
-        info_scores = _uncertainty(problem, s, crop, target, calibration, m)
+        info_scores = _uncertainty(problem, s if t_samples is None else t_samples, crop, target, calibration, m)
         if math.isfinite(zf_scores["psnr"]) and scores["psnr"] < zf_scores["psnr"] - WORSE_THAN_ZERO_FILLED_DB:
             found.append(f"{name}: PSNR {scores['psnr']:.2f} dB is more than {WORSE_THAN_ZERO_FILLED_DB:g} dB below "
                          f"the zero-filled image's {zf_scores['psnr']:.2f} dB: the reconstruction failed")
@@ -213,12 +244,13 @@ def reconstruct(
     info = dict(rec.info)
     if scores and info_scores is not None:
         info["conformal_scores"] = info_scores
-    return Result(problem, name, s, mean, std, zf.detach(), m, found, info)
+    return Result(problem, name, s, mean, std, zf.detach(), m, found, info, t_samples, t_zf)
 
 
 def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int | None, target: str,
                  calibration: Any | None, m: dict[str, Any]) -> np.ndarray | None:
-    """The uncertainty metrics of ``samples`` ``(K, C, H, W)`` on the scoring crop into ``m``
+    """The uncertainty metrics of ``samples`` ``(K, C, H, W)`` (or target images ``(K, H, W)``) on the
+    scoring crop into ``m``
     (``coverage_raw``, ``coverage_90``, ``spread_skill``, ``crps``, ``interval_width``; ``coverage``
     with a calibration), over the problem's image support when it has one (``uncertainty_pixels``:
     the fraction of the crop inside it); returns the per-pixel conformal scores (``None`` for fewer
@@ -229,7 +261,8 @@ def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int 
     ref = _target(problem, target)
     if ref is None or samples.shape[0] < 2:
         return None
-    mag = center_crop(display_magnitude(samples).detach().cpu().numpy(), crop)
+    mag = samples if samples.ndim == 3 else display_magnitude(samples)
+    mag = center_crop(mag.detach().cpu().numpy(), crop)
     ref = center_crop(ref, crop)
     support = problem.extras.get("support")
     if support is not None:  # where the image is defined (MRI: the coil maps' support); outside, std is 0
