@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--scored", default=None, help="skip training: take the rows of a reconstruction-benchmark "
                     "JSON whose priors are named ambient / mixture / clean-few / oracle (benchmarks/"
                     "reconstruction.py --prior NAME=RUN ...) and write the mixture table from them")
+    ap.add_argument("--fraction", action="append", default=[], metavar="NAME=F",
+                    help="with --scored: the clean fraction of prior NAME's training slices (repeatable; e.g. "
+                         "mixture=0.152): adds the curve of the default sampler's PSNR against the clean fraction")
     args = ap.parse_args()
     if args.scored:
         write(rows_from(Path(args.scored)), args, json.loads(Path(args.scored).read_text()))
@@ -138,8 +141,29 @@ def write(rows: list[dict], args, source: dict | None) -> None:
              "scoring.\n", "| R | prior | method | default | PSNR | SSIM |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['R']:g} | {r['prior']} | {r['method']} | {'yes' if r['default'] else ''} | {r['psnr']:.2f} | "
               f"{r['ssim']:.3f} |" for r in rows]
+    lines += curve(rows, args)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def curve(rows: list[dict], args) -> list[str]:
+    """Markdown lines: each prior's default-sampler PSNR / SSIM against its clean fraction (``--fraction``)."""
+    frac = {}
+    for spec in getattr(args, "fraction", []) or []:
+        name, _, f = spec.partition("=")
+        frac[name] = float(f)
+    if not frac:
+        return []
+    lines = ["", "## PSNR against the clean fraction (default sampler; clean fraction of the training slices)", "",
+             "| clean fraction | prior | " + " | ".join(f"R={r:g} PSNR / SSIM" for r in sorted({x['R'] for x in rows}))
+             + " |", "|---|---|" + "---|" * len({x["R"] for x in rows})]
+    for name, f in sorted(frac.items(), key=lambda t: t[1]):
+        cells = []
+        for accel in sorted({x["R"] for x in rows}):
+            r = next((x for x in rows if x["prior"] == name and x["default"] and x["R"] == accel), None)
+            cells.append("—" if r is None else f"{r['psnr']:.2f} / {r['ssim']:.3f}")
+        lines.append(f"| {100 * f:.1f} % | {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -86,3 +86,19 @@ def test_build_mri_brain_with_clean_fraction(tmp_path, capsys):
     assert main(["data", "build", "mri-brain", "--size", "small", "--clean-fraction", "2", "--out",
                  str(tmp_path / "b")]) != 0
     assert "--clean-fraction 2.0: must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_build_mri_brain_slices_per_file_sets_the_clean_fraction_finely(tmp_path, capsys):
+    """Fewer slices per file make more files, so a small clean fraction is not rounded to zero files."""
+    coarse, fine = tmp_path / "coarse", tmp_path / "fine"
+    args = ["data", "build", "mri-brain", "--size", "small", "--clean-fraction", "0.2", "--quiet"]
+    assert main([*args, "--out", str(coarse)]) == 0
+    assert main([*args, "--slices-per-file", "1", "--out", str(fine)]) == 0
+    a, b = (json.loads((p / "build.json").read_text()) for p in (coarse, fine))
+    assert b["slices_per_file"] == 1 and b["train_slices"] == a["train_slices"]
+    n_fine = len(list((fine / "train").glob("*[0-9].h5")))
+    assert n_fine == b["train_slices"] and len(b["clean_files"]) == round(0.2 * n_fine)
+    assert len(b["clean_files"]) > len(a["clean_files"])
+    capsys.readouterr()
+    assert main([*args, "--slices-per-file", "0", "--out", str(tmp_path / "bad")]) != 0
+    assert "--slices-per-file 0: must be >= 1" in capsys.readouterr().err

@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--acceleration", type=float, default=None, help="undersampling factor R (mri-brain; default 4)")
     b.add_argument("--clean-fraction", type=float, default=None,
                    help="mri-brain: fraction of training files written fully sampled (a mixed set; default 0)")
+    b.add_argument("--slices-per-file", type=int, default=None, metavar="N",
+                   help="mri-brain: training slices per file (default 16): fewer make more files, so that "
+                        "--clean-fraction can be set finely (e.g. 2 with --clean-fraction 0.05)")
     b.add_argument("--matrix", default=None, metavar="H,W",
                    help="mri-brain: build at a scan's matrix (readout H x phase encode W, e.g. 230,180) from the "
                         "template at its native 1 mm, in several orientations (default: the 64x64 axial set)")
@@ -97,10 +100,17 @@ def _build(args: argparse.Namespace) -> int:
             if not 0.0 <= args.clean_fraction <= 1.0:
                 raise ValueError(f"--clean-fraction {args.clean_fraction}: must be in [0, 1]")
             want["clean_fraction"] = float(args.clean_fraction)
+        if args.slices_per_file is not None:
+            if args.slices_per_file < 1:
+                raise ValueError(f"--slices-per-file {args.slices_per_file}: must be >= 1")
+            if args.matrix is not None:
+                raise ValueError("--slices-per-file applies to the 64x64 axial build, not to --matrix builds")
+            want["slices_per_file"] = int(args.slices_per_file)
         want.update(_mri_options(args))
     elif any(v is not None for v in (args.acceleration, args.clean_fraction, args.matrix, args.coils, args.snr,
-                                     args.orientations)):
-        raise ValueError(f"--acceleration / --clean-fraction / --matrix / --coils / --snr / --orientations do not "
+                                     args.orientations, args.slices_per_file)):
+        raise ValueError(f"--acceleration / --clean-fraction / --slices-per-file / --matrix / --coils / --snr / "
+                         "--orientations do not "
                          f"apply to {entry.name}")
     meta = out / "build.json"
     if out.is_dir() and any(out.iterdir()):
@@ -121,8 +131,9 @@ def _build(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"size": size, "seed": args.seed, "progress": not args.quiet}
     if entry.accepts_acceleration:
         kw["acceleration"] = want["acceleration"]
-        if "clean_fraction" in want:
-            kw["clean_fraction"] = want["clean_fraction"]
+        for key in ("clean_fraction", "slices_per_file"):
+            if key in want:
+                kw[key] = want[key]
         kw.update({k: want[k] for k in ("matrix", "n_coils", "snr", "orientations") if k in want})
     t0 = time.perf_counter()
     summary = entry.builder(out, **kw)

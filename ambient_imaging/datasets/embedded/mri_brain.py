@@ -102,6 +102,7 @@ def build_mri_brain(
     gap: int = 1,
     min_fill: float = 0.05,
     clean_fraction: float = 0.0,
+    slices_per_file: int | None = None,
 ) -> dict[str, Any]:
     """Build ``train/`` (undersampled at ``acceleration``) and ``val/`` (fully sampled) fastMRI files.
 
@@ -118,6 +119,8 @@ def build_mri_brain(
             this fraction of pixels is brain.
         clean_fraction: fraction of the ``train/`` files written fully sampled (no mask; a mixed set:
             ``train`` gives them the clean loss), spread evenly over the files; the rest at ``acceleration``.
+        slices_per_file: training slices per file (default: the size preset's). Fewer slices per file
+            make more files, so that ``clean_fraction`` can be set finely (e.g. 5 %: 2 of 35 files).
 
     Returns:
         summary dict (also written to ``build.json``): files, bytes, slices, seconds, parameters.
@@ -157,7 +160,10 @@ def build_mri_brain(
 
     common = {"source": "MNI152 ICBM 2009a symmetric T1 (nilearn)", "snr": float(snr), "pixel_spacing_mm": spacing,
               "seed": int(seed), "dataset": "mri-brain", "size": size}
-    train_chunks = [train_idx[i : i + preset["per_file"]] for i in range(0, len(train_idx), preset["per_file"])]
+    per_file = int(slices_per_file or preset["per_file"])
+    if per_file < 1:
+        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {slices_per_file}")
+    train_chunks = [train_idx[i : i + per_file] for i in range(0, len(train_idx), per_file)]
     val_chunks = [[i for i in val_idx if blocks[i] == b] for b in sorted(held)]
     val_chunks = [c for c in val_chunks if c]
     clean = _clean_files(clean_fraction, len(train_chunks))
@@ -184,7 +190,7 @@ def build_mri_brain(
     summary = _summary(size=size, seed=seed, acceleration=acceleration, clean_fraction=clean_fraction,
                        clean=clean, matrix=matrix, n_coils=n_coils, snr=snr, spacing=spacing,
                        center_lines=center_lines, spec=spec, block=block, gap=gap, held=held,
-                       train_idx=train_idx, val_idx=val_idx, files=files, t0=t0)
+                       train_idx=train_idx, val_idx=val_idx, files=files, t0=t0, slices_per_file=per_file)
     with atomic_path(out / "build.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return summary
@@ -235,6 +241,7 @@ def _summary(
     *, size: str, seed: int, acceleration: float, clean_fraction: float, clean: set[int], matrix: int,
     n_coils: int, snr: float, spacing: float, center_lines: int, spec: Any, block: int, gap: int,
     held: set[int], train_idx: list[int], val_idx: list[int], files: list[dict[str, Any]], t0: float,
+    slices_per_file: int,
 ) -> dict[str, Any]:
     """The build summary written to ``build.json`` (files, bytes, slices, seconds, parameters)."""
     src = template_path()
@@ -245,6 +252,7 @@ def _summary(
         "acceleration": float(acceleration),
         "clean_fraction": float(clean_fraction),
         "clean_files": sorted(clean),
+        "slices_per_file": int(slices_per_file),
         "matrix": matrix,
         "n_coils": n_coils,
         "snr": float(snr),
