@@ -20,7 +20,8 @@ with our writer and reads it back with the reader users use, then images it at `
   that imports ehtim, run in a subprocess; ehtim is not a dependency): closure phases + log
   closure amplitudes, MEM + TV² regularisers, a 40 µas Gaussian prior, intra-site baselines
   rescaled to 0.6 Jy (its M87 pipeline), three blur-and-reimage rounds;
-* ``posterior`` (``--prior RUN_DIR``): :class:`LikelihoodDPS` with closure likelihoods: the
+* ``posterior`` (``--prior RUN_DIR``): each of ``--posterior-samplers`` (:class:`LikelihoodDPS`, row
+  ``posterior-mean``; :class:`LikelihoodDAPS`, row ``likelihood-daps-mean``) with closure likelihoods: the
   sample mean is scored, the ring diameter's spread across samples decides coverage
   (true diameter within mean ± 2 std).
 
@@ -163,7 +164,8 @@ def run_case(k: int, args, tmp: Path) -> list[dict]:
     if args.ehtim_python:
         rows += ehtim_row(args, sim, y, op, truth_ring, fwhm_px, base, images)
     if args.prior:
-        rows.append(posterior_row(args, sim, y, op, truth_ring, fwhm_px, base, images))
+        for sampler in filter(None, (t.strip() for t in args.posterior_samplers.split(","))):
+            rows.append(posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images))
     if k == 0:
         figure(sim, rows, images, args)
     return rows
@@ -191,18 +193,19 @@ def ehtim_row(args, sim, y, op, truth_ring, fwhm_px, base, images) -> list[dict]
                   {**base, "seconds_inside": info.get("seconds"), "compact_flux": COMPACT})]
 
 
-def posterior_row(args, sim, y, op, truth_ring, fwhm_px, base, images) -> dict:
-    """``reconstruct --prior RUN`` with closure likelihoods (the registered ``likelihood-dps``, fitted to the
-    prior, through :func:`run_method` as the CLI runs it): the mean is scored; best-of-N blurred PSNR and the
-    spread of the ring metrics across samples are reported; coverage: truth within mean ± 2 std of the
-    samples' diameters."""
+def posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images) -> dict:
+    """``reconstruct --prior RUN --sampler SAMPLER`` with closure likelihoods (``likelihood-dps`` or
+    ``likelihood-daps``, fitted to the prior, through :func:`run_method` as the CLI runs it): the mean is
+    scored; best-of-N blurred PSNR and the spread of the ring metrics across samples are reported;
+    coverage: truth within mean ± 2 std of the samples' diameters."""
     from ambient_imaging.sampling import run_method
     from ambient_imaging.sampling.registry import make_method
     from ambient_imaging.training.prior import load_prior
 
     prior = load_prior(args.prior)
-    method = make_method("likelihood-dps", prior, steps=args.posterior_steps, data_terms="cphase,logcamp",
-                         zeta=args.zeta)
+    steps = args.posterior_steps if sampler == "likelihood-dps" else args.daps_steps
+    extra = {"zeta": args.zeta} if sampler == "likelihood-dps" else {}
+    method = make_method(sampler, prior, steps=steps, data_terms="cphase,logcamp", **extra)
     y32, op32 = y.to(torch.complex64), op.to(dtype=torch.float32)
     t = time.perf_counter()
     rec = run_method(y32, op32, prior, method, samples=args.samples, generator=torch.Generator().manual_seed(0))
@@ -212,11 +215,12 @@ def posterior_row(args, sim, y, op, truth_ring, fwhm_px, base, images) -> dict:
     dmean, dstd = spread["ring_diameter_uas"], spread["ring_diameter_uas_std"]
     covered = abs(dmean - truth_ring.ring_diameter_uas) <= 2 * dstd
     chi2 = {k: v[0] for k, v in rec.info.items() if k in ("chi2_cphase", "chi2_logcamp")}
-    images["posterior-mean"] = rec.mean[0, 0].to(torch.float64).numpy()
-    images["posterior-std"] = rec.std[0, 0].to(torch.float64).numpy()
+    label = "posterior-mean" if sampler == "likelihood-dps" else f"{sampler}-mean"
+    images[label] = rec.mean[0, 0].to(torch.float64).numpy()
+    images[label.replace("-mean", "-std")] = rec.std[0, 0].to(torch.float64).numpy()
     best = max(blurred_psnr(a.numpy(), sim.truth.numpy(), fwhm_px) for a in samples)
     chi2s = rec.info["chi2_samples"][0]
-    return score("posterior-mean", images["posterior-mean"], sec, chi2, sim, truth_ring, fwhm_px,
+    return score(label, images[label], sec, chi2, sim, truth_ring, fwhm_px,
                  {**base, "ring_diameter_uas_samples": dmean, "ring_diameter_uas_std": dstd,
                   "ring_depth_std": spread.get("ring_depth_std"), "covers_true_diameter": bool(covered),
                   "samples": args.samples, "psnr_blur_best_of_n_db": best,
@@ -240,7 +244,7 @@ def figure(sim, rows: list[dict], images: dict, args) -> None:
         r = next((r for r in rows if r["method"] == title), None)
         m = r if r else {"ring_diameter_uas": ring_metrics(img, sim.pixel_rad).ring_diameter_uas,
                          "ring_depth": ring_metrics(img, sim.pixel_rad).ring_depth}
-        if title == "posterior-std":
+        if title.endswith("-std"):
             a_.set_title(f"{title}\n(peak {img.max() / max(panels[0][1].max(), 1e-30):.2f} of truth's)", fontsize=7)
         elif r and "ring_diameter_uas_std" in r:
             a_.set_title(f"{title}\nD={r['ring_diameter_uas_samples']:.0f}±{r['ring_diameter_uas_std']:.0f} µas "
@@ -305,9 +309,9 @@ def markdown(meta: dict, summary: list[dict], rows: list[dict], argv: list[str])
         cells = [f"{f(s[k], 1 if k in one else 2)} ± {f(s[k + '_std'], 1 if k in one else 2)}" for k in SUMMARY]
         lines.append(f"| {s['method']} | {s['rings_ok']}/{s['cases']} | " + " | ".join(cells[:-1])
                      + f" | {s['covers_true_diameter']} | {cells[-1]} |")
-    post = [r for r in rows if "psnr_blur_best_of_n_db" in r]
-    if post:
-        lines += ["", f"Posterior ({post[0]['samples']} samples per case): blurred PSNR of the mean "
+    for name in dict.fromkeys(r["method"] for r in rows if "psnr_blur_best_of_n_db" in r):
+        post = [r for r in rows if r["method"] == name]
+        lines += ["", f"{name} ({post[0]['samples']} samples per case): blurred PSNR of the mean "
                   f"{np.mean([r['psnr_blur_db'] for r in post]):.1f} dB, best of N "
                   f"{np.mean([r['psnr_blur_best_of_n_db'] for r in post]):.1f} dB; ring diameter across samples "
                   + ", ".join(f"{r['ring_diameter_uas_samples']:.1f} ± {r['ring_diameter_uas_std']:.1f} µas "
@@ -342,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ehtim-python", default=None, help="a Python interpreter that imports ehtim (adds its row)")
     p.add_argument("--prior", default=None, help="trained sky prior run directory (adds the posterior)")
     p.add_argument("--samples", type=int, default=8)
-    p.add_argument("--posterior-steps", type=int, default=100)
+    p.add_argument("--posterior-steps", type=int, default=100, help="likelihood-dps steps")
+    p.add_argument("--posterior-samplers", default="likelihood-dps",
+                   help="comma-separated: likelihood-dps (row posterior-mean), likelihood-daps")
+    p.add_argument("--daps-steps", type=int, default=None, help="likelihood-daps annealing levels (default its own)")
     p.add_argument("--rml-variants", choices=("all", "default"), default="all",
                    help="all: RML with the compact flux estimated / given / not handled; default: the first only")
     p.add_argument("--zeta", type=float, default=None, help="likelihood-dps step size (default: the method's)")

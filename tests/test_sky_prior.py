@@ -85,7 +85,7 @@ def test_sky_prior_records_its_scales(sky_prior):
     prior = load_prior(sky_prior)
     k, pix = parse_flux_rule(prior.scale_rule[prior.scale_rule.find("total_flux k="):])
     assert k == 300 and abs(pix - 2.5 * UAS) < 1e-15
-    assert default_method_name(prior) == "likelihood-dps"
+    assert default_method_name(prior) == "likelihood-daps"
     m = make_method("likelihood-dps", prior, steps=3, flux=0.6)
     assert isinstance(m, LikelihoodDPS) and m.flux_per_image == 300 and m.total_flux == 0.6
     assert m.delta is None and m.sigma_min >= 0.1  # a plain Tweedie prior: x_t itself, never below σ_n
@@ -118,7 +118,7 @@ def test_reconstruct_with_sky_prior_writes_samples_and_ring_spread(sky_prior, eh
                  "--flux", "0.6", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     m = json.loads(out.with_suffix(".metrics.json").read_text())
-    assert m["method"] == "likelihood-dps"
+    assert m["method"] == "likelihood-daps"  # the sky prior's default
     for key in ("chi2_cphase", "chi2_logcamp", "ring_diameter_uas", "ring_depth", "ring_radial_scatter",
                 "ring_position_angle_deg", "ring_diameter_uas_std", "ring_depth_std"):
         assert key in m, key
@@ -132,7 +132,7 @@ def test_failed_posterior_fit_warns_and_strict_errors(sky_prior, eht_file, tmp_p
     from ambient_imaging.cli import main
 
     args = ["reconstruct", "--prior", str(sky_prior), "--data", str(eht_file.path), "--fov", "160uas", "--npix",
-            str(N), "--samples", "2", "--steps", "3", "--zeta", "1e-9"]
+            str(N), "--samples", "2", "--steps", "3", "--sampler", "likelihood-dps", "--zeta", "1e-9"]
     with pytest.warns(RuntimeWarning, match="chi2_"):
         assert main([*args, "--out", str(tmp_path / "a.fits")]) == 0
     assert main([*args, "--strict", "--out", str(tmp_path / "b.fits")]) != 0

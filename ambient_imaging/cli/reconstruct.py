@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output: .nc (NetCDF), .h5 (fastMRI layout) or .fits (sky images); "
                    "a folder when --data is a folder")
     r.add_argument("--sampler", choices=POSTERIOR + CLASSICAL, default=None,
-                   help="default: the prior's default sampler (daps for MRI and image priors, likelihood-dps for "
+                   help="default: the prior's default sampler (daps for MRI and image priors, likelihood-daps for "
                         "sky priors), zero-filled without a prior")
     r.add_argument("--samples", type=int, default=8, help="posterior samples per slice (default 8)")
     r.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's)")

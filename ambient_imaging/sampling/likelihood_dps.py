@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,20 @@ from .rml import fit_warnings
 from .schedule import edm_sigmas, sigma_range
 
 __all__ = ["LikelihoodDPS", "center_on_centroid"]
+
+
+@dataclass
+class _Posterior:
+    """One measurement's posterior as a likelihood-driven sampler sees it (prior units ↔ Jy: ``scale``)."""
+
+    den: Any
+    liks: dict[str, Any]
+    nll: Callable[[Tensor], Tensor]
+    flux: float
+    scale: float
+    shape: tuple[int, int]
+    compact: Any
+    conditioning: str
 
 
 def center_on_centroid(img: Tensor) -> Tensor:
@@ -162,13 +177,20 @@ class LikelihoodDPS(Method):
         rec = Reconstruction(torch.stack(outs), nfe=self.steps)
         for k in sorted({k for i in infos for k in i}):
             rec.info[k] = [i.get(k) for i in infos]
-        rec.info.update(method="likelihood-dps", data_terms=dict(self.data_terms), zeta=self.zeta,
+        rec.info.update(method=self.name, data_terms=dict(self.data_terms), zeta=self.zeta,
                         seconds=time.perf_counter() - t0, **self.info_extra)
         rec.info["warnings"] = fit_warnings({k: v for k, v in rec.info.items() if k.startswith("chi2_")
                                              and k != "chi2_samples"})
         return rec
 
     def _single(self, net, y: Tensor, op, k: int, mask_channels: int, generator) -> tuple[Tensor, dict]:
+        ctx = self._posterior(net, y, op, k, mask_channels, generator)
+        img = self._sample(ctx, k, generator).to(torch.float64) * ctx.scale
+        return self._finish(ctx, img)
+
+    def _posterior(self, net, y: Tensor, op, k: int, mask_channels: int, generator) -> _Posterior:
+        """The pieces every likelihood-driven sampler needs: compact-flux data, likelihoods, the
+        negative log-likelihood of a Jy/pixel image, the conditioned denoiser and the flux scale."""
         y = y.to(torch.complex128)
         op = op.to(dtype=torch.float64)
         given = self.total_flux
@@ -177,12 +199,7 @@ class LikelihoodDPS(Method):
         conditioning = self._conditioning(op, k, generator)
         y, op, compact = compact_flux_data(y, op, given, self.zbl_uv_cut)
         flux = compact.flux
-        scale = flux / float(self.flux_per_image)
         liks = make_likelihoods(y, op, self.data_terms)
-        den = ConditionedDenoiser(net, conditioning, mask_channels)
-        h, w = op.image_shape
-        sig = edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho)
-        x = float(sig[0]) * torch.randn(k, 1, h, w, dtype=torch.float32, generator=generator)
 
         def nll(img: Tensor) -> Tensor:
             tot = img.new_zeros(img.shape[0])
@@ -192,18 +209,31 @@ class LikelihoodDPS(Method):
                 tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
             return tot
 
+        return _Posterior(ConditionedDenoiser(net, conditioning, mask_channels), liks, nll, flux,
+                          flux / float(self.flux_per_image), op.image_shape, compact,
+                          "x_t" if conditioning is None else f"gridded uv, delta={self.delta:g}")
+
+    def _sample(self, ctx: _Posterior, k: int, generator) -> Tensor:
+        """DPS (module docs): ``k`` samples in prior units."""
+        h, w = ctx.shape
+        sig = edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho)
+        x = float(sig[0]) * torch.randn(k, 1, h, w, dtype=torch.float32, generator=generator)
         for i in range(self.steps):
             t, t_next = float(sig[i]), float(sig[i + 1])
             xg = x.detach().requires_grad_(self.jacobian)
             with torch.enable_grad():
-                d = den(xg, t)
+                d = ctx.den(xg, t)
                 at = d if self.jacobian else d.detach().requires_grad_(True)  # no Jacobian: ∇ at D, applied to x
-                loss = nll(at.to(torch.float64) * scale)
+                loss = ctx.nll(at.to(torch.float64) * ctx.scale)
                 norm = torch.sqrt(loss.clamp_min(1e-12))
                 (grad,) = torch.autograd.grad(norm.sum(), xg if self.jacobian else at)
             x = x + (t_next - t) * (x - d.detach()) / t
             x = (x - 2.0 * self.zeta * grad.to(x.dtype)).detach()
-        img = x.to(torch.float64) * scale
+        return x
+
+    def _finish(self, ctx: _Posterior, img: Tensor) -> tuple[Tensor, dict]:
+        """Samples ``(K, 1, H, W)`` in Jy/pixel: flux rescaled, centred, and their χ² per product."""
+        flux = ctx.flux
         if self.rescale_flux:  # closures leave the total free: every sample holds the compact flux
             tot = img.sum(dim=(1, 2, 3), keepdim=True)
             img = img * torch.where(tot > 0, flux / tot.clamp_min(1e-300), torch.ones_like(tot))
@@ -211,11 +241,11 @@ class LikelihoodDPS(Method):
             img = center_on_centroid(img)  # each sample's flux centroid to the phase centre
         with torch.no_grad():
             mean = img.mean(0, keepdim=True)
-            info = {f"chi2_{n}": float(lk.chi2(mean)[0]) for n, lk in liks.items()}
-            info["chi2_samples"] = {f"chi2_{n}": lk.chi2(img).tolist() for n, lk in liks.items()}
+            info = {f"chi2_{n}": float(lk.chi2(mean)[0]) for n, lk in ctx.liks.items()}
+            info["chi2_samples"] = {f"chi2_{n}": lk.chi2(img).tolist() for n, lk in ctx.liks.items()}
         info["total_flux"] = flux
-        info["compact_flux"] = compact.describe()
-        info["conditioning"] = "x_t" if conditioning is None else f"gridded uv, delta={self.delta:g}"
+        info["compact_flux"] = ctx.compact.describe()
+        info["conditioning"] = ctx.conditioning
         info["all_zero"] = bool(float(mean.abs().max()) <= 0)
         return img, info
 

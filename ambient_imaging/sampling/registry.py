@@ -14,6 +14,7 @@ from .baselines import RMLTV, SENSE, TV, L1Wavelet, ZeroFilled
 from .daps import DAPS
 from .dps import ADPS, DPS
 from .isotropic import IsotropicMMPS
+from .likelihood_daps import LikelihoodDAPS
 from .likelihood_dps import LikelihoodDPS
 from .method import Method
 from .mmps import MMPS
@@ -24,8 +25,8 @@ __all__ = ["METHODS", "get_method", "method_names", "methods_taking", "make_meth
 
 #: every method, by name, in the order the CLI lists them (posterior samplers first)
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (AmbientMMPS, ADPS, DAPS, DPS, LikelihoodDPS, MMPS, IsotropicMMPS, OneStep, ZeroFilled,
-                               SENSE, L1Wavelet, TV, RML, RMLTV)
+    cls.name: cls for cls in (AmbientMMPS, ADPS, DAPS, DPS, LikelihoodDPS, LikelihoodDAPS, MMPS, IsotropicMMPS,
+                               OneStep, ZeroFilled, SENSE, L1Wavelet, TV, RML, RMLTV)
 }
 
 
