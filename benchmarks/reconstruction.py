@@ -121,14 +121,18 @@ def parse_samplers(spec: str) -> list[tuple[str, dict]]:
         fields = {}
         for kv in filter(None, rest.split(";")):
             k, _, v = kv.partition("=")
-            fields[k.strip()] = int(v) if v.strip().isdigit() else float(v)
+            v = v.strip()
+            try:
+                fields[k.strip()] = int(v) if v.isdigit() else float(v)
+            except ValueError:  # a word, e.g. daps:mask=ones
+                fields[k.strip()] = v
         out.append((name.strip(), fields))
     return out
 
 
 def label(name: str, fields: dict) -> str:
     """A row's method label: the registry name plus any changed fields."""
-    return name + "".join(f"[{k}={v:g}]" for k, v in fields.items())
+    return name + "".join(f"[{k}={v:g}]" if isinstance(v, (int, float)) else f"[{k}={v}]" for k, v in fields.items())
 
 
 def tune_classical(vp) -> dict[str, Method]:

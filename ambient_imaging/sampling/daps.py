@@ -64,6 +64,9 @@ class DAPS(PosteriorSampler):
     is evaluated through ``A``'s own mask (``ensemble = 0``, as the one-step estimate), or through
     ``ensemble = k`` fresh training-type masks per call, averaged
     (:class:`~ambient_imaging.sampling.ensemble.MaskEnsembleDenoiser`, at the prior's δ).
+    ``mask = "ones"`` evaluates a mask-conditioned prior on ``x_t`` with all-ones mask channels instead:
+    right for a prior that also learned complete samples (a mixed collection: ``MixtureLoss`` shows the
+    complete slices with all-ones channels), out of distribution for a purely ambient one.
     """
 
     name: ClassVar[str] = "daps"
@@ -78,6 +81,11 @@ class DAPS(PosteriorSampler):
     ensemble: int = 0
     with_own: bool = True
     delta: float = 0.0
+    mask: str = "auto"
+
+    def __post_init__(self):
+        if self.mask not in ("auto", "ones"):
+            raise ValueError(f"DAPS: mask must be 'auto' or 'ones', got {self.mask!r}")
 
     def fit(self, prior: Any | None) -> DAPS:
         """:meth:`PosteriorSampler.fit`, and whether the prior is ambient (and its δ) from the prior."""
@@ -98,7 +106,7 @@ class DAPS(PosteriorSampler):
                  n: int) -> ConditionedDenoiser | MaskEnsembleDenoiser:
         """The prior as DAPS evaluates it: ``x_t`` itself (plain priors; all-ones mask channels), an
         ambient prior through ``A``'s own mask or the fresh-mask ensemble (``ensemble > 0``)."""
-        if not self.ambient or mask_channels == 0:
+        if not self.ambient or mask_channels == 0 or self.mask == "ones":
             return ConditionedDenoiser(net, None, mask_channels)
         if self.ensemble > 0:
             return MaskEnsembleDenoiser(net, op, self.ensemble, self.delta, generator, self.with_own)

@@ -119,8 +119,7 @@ def build_mri_brain(
             this fraction of pixels is brain.
         clean_fraction: fraction of the ``train/`` files written fully sampled (no mask; a mixed set:
             ``train`` gives them the clean loss), spread evenly over the files; the rest at ``acceleration``.
-        slices_per_file: training slices per file (default: the size preset's). Fewer slices per file
-            make more files, so that ``clean_fraction`` can be set finely (e.g. 5 %: 2 of 35 files).
+        slices_per_file: training slices per file (default: the preset's; fewer: finer clean fractions).
 
     Returns:
         summary dict (also written to ``build.json``): files, bytes, slices, seconds, parameters.
@@ -155,17 +154,13 @@ def build_mri_brain(
     fov = 233.0  # mm: the padded template width at 1 mm voxels
     spacing = fov / matrix
     spec = MaskSpec("random", float(acceleration), seed=int(seed))
-    center_lines = spec.center_width(matrix)
     files: list[dict[str, Any]] = []
 
     common = {"source": "MNI152 ICBM 2009a symmetric T1 (nilearn)", "snr": float(snr), "pixel_spacing_mm": spacing,
               "seed": int(seed), "dataset": "mri-brain", "size": size}
     per_file = int(slices_per_file or preset["per_file"])
-    if per_file < 1:
-        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {slices_per_file}")
-    train_chunks = [train_idx[i : i + per_file] for i in range(0, len(train_idx), per_file)]
-    val_chunks = [[i for i in val_idx if blocks[i] == b] for b in sorted(held)]
-    val_chunks = [c for c in val_chunks if c]
+    train_chunks = _chunks(train_idx, per_file)
+    val_chunks = [c for b in sorted(held) if (c := [i for i in val_idx if blocks[i] == b])]
     clean = _clean_files(clean_fraction, len(train_chunks))
     bar = tqdm(total=len(train_chunks) + len(val_chunks), desc="mri-brain", unit="file", disable=not progress)
     for n, idx in enumerate(train_chunks):
@@ -189,7 +184,7 @@ def build_mri_brain(
     bar.close()
     summary = _summary(size=size, seed=seed, acceleration=acceleration, clean_fraction=clean_fraction,
                        clean=clean, matrix=matrix, n_coils=n_coils, snr=snr, spacing=spacing,
-                       center_lines=center_lines, spec=spec, block=block, gap=gap, held=held,
+                       center_lines=spec.center_width(matrix), spec=spec, block=block, gap=gap, held=held,
                        train_idx=train_idx, val_idx=val_idx, files=files, t0=t0, slices_per_file=per_file)
     with atomic_path(out / "build.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
@@ -205,6 +200,13 @@ def _split(s: int, block: int, gap: int) -> tuple[np.ndarray, set[int], list[int
     near = {j for i in val_idx for j in range(i - gap, i + gap + 1)}
     train_idx = [i for i in range(s) if i not in near]
     return blocks, held, val_idx, train_idx
+
+
+def _chunks(idx: list[int], per_file: int) -> list[list[int]]:
+    """``idx`` in consecutive files of ``per_file`` slices (the last may hold fewer)."""
+    if per_file < 1:
+        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {per_file}")
+    return [idx[i : i + per_file] for i in range(0, len(idx), per_file)]
 
 
 def _clean_files(clean_fraction: float, n_files: int) -> set[int]:
@@ -241,7 +243,7 @@ def _summary(
     *, size: str, seed: int, acceleration: float, clean_fraction: float, clean: set[int], matrix: int,
     n_coils: int, snr: float, spacing: float, center_lines: int, spec: Any, block: int, gap: int,
     held: set[int], train_idx: list[int], val_idx: list[int], files: list[dict[str, Any]], t0: float,
-    slices_per_file: int,
+    slices_per_file: int | None = None,
 ) -> dict[str, Any]:
     """The build summary written to ``build.json`` (files, bytes, slices, seconds, parameters)."""
     src = template_path()
@@ -252,7 +254,7 @@ def _summary(
         "acceleration": float(acceleration),
         "clean_fraction": float(clean_fraction),
         "clean_files": sorted(clean),
-        "slices_per_file": int(slices_per_file),
+        "slices_per_file": slices_per_file,
         "matrix": matrix,
         "n_coils": n_coils,
         "snr": float(snr),
