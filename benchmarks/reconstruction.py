@@ -233,7 +233,7 @@ def figure(shown: dict[float, dict[str, tuple]], path: Path) -> None:
 
     from ambient_imaging.metrics.calibration import interval_scale
 
-    cols = max(len(v) + sum(1 for t in v.values() if t[1] is not None) for v in shown.values())
+    cols = max(len(v) + sum(1 for t in v.values() if t[1] is not None and t[2] is not None) for v in shown.values())
     fig, axes = plt.subplots(len(shown), cols, figsize=(1.9 * cols, 2.1 * len(shown)), squeeze=False)
     for r, (accel, panels) in enumerate(shown.items()):
         vmax = float(panels["reference"][0].max())
