@@ -6,7 +6,7 @@ import torch
 
 from ambient_imaging.datasets.simulate_vlbi import UAS, crescent, simulate_eht
 from ambient_imaging.sampling.likelihood_daps import LikelihoodDAPS
-from ambient_imaging.sampling.likelihood_dps import _Posterior
+from ambient_imaging.sampling.likelihood_dps import LikelihoodPosterior
 from ambient_imaging.sampling.registry import get_method, method_names
 
 N = 16
@@ -30,16 +30,16 @@ def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood() -> None:
     h = w = 4
     a = torch.linspace(0.5, 2.0, h * w, dtype=torch.float64).reshape(1, 1, h, w)
     x_hat = torch.linspace(2.0, 1.0, h * w, dtype=torch.float64).reshape(1, 1, h, w).repeat(3, 1, 1, 1)
-    ctx = _Posterior(den=None, liks={}, nll=lambda img: 0.5 * ((img - a) ** 2).sum(dim=(1, 2, 3)) / 0.1,
+    ctx = LikelihoodPosterior(den=None, liks={}, nll=lambda img: 0.5 * ((img - a) ** 2).sum(dim=(1, 2, 3)) / 0.1,
                      flux=1.0, scale=1.0, shape=(h, w), compact=None, conditioning="x_t")
     for r in (0.1, 1.0, 10.0):
         want = (a / 0.1 + x_hat / r**2) / (1 / 0.1 + 1 / r**2)
         got = LikelihoodDAPS("cphase", iters=100).data_step(ctx, x_hat, r)
         assert torch.allclose(got, want, atol=1e-6), r
     # positivity: a negative optimum is approached from above, never crossed
-    neg = LikelihoodDAPS("cphase", iters=100).data_step(
-        _Posterior(None, {}, lambda img: 0.5 * ((img + 1.0) ** 2).sum(dim=(1, 2, 3)), 1.0, 1.0, (h, w), None, ""),
-        x_hat, 1.0)
+    below = LikelihoodPosterior(None, {}, lambda img: 0.5 * ((img + 1.0) ** 2).sum(dim=(1, 2, 3)), 1.0, 1.0, (h, w),
+                                None, "")
+    neg = LikelihoodDAPS("cphase", iters=100).data_step(below, x_hat, 1.0)
     assert bool((neg > 0).all()) and float(neg.max()) < 0.6
 
 
@@ -76,7 +76,7 @@ def test_gaussian_toy_mean_is_the_posterior_mean_and_the_spread_is_narrower_than
     y = a @ x_true + sig_n * torch.randn(6, dtype=torch.float64, generator=g)
     cov = torch.linalg.inv(a.T @ a / sig_n**2 + torch.eye(n, dtype=torch.float64) / s**2)
     m = cov @ (a.T @ y / sig_n**2 + mu / s**2)
-    ctx = _Posterior(GaussianPrior(mu.reshape(1, 1, h, h), s), {},
+    ctx = LikelihoodPosterior(GaussianPrior(mu.reshape(1, 1, h, h), s), {},
                      lambda img: 0.5 * ((img.reshape(img.shape[0], n) @ a.T - y) ** 2).sum(1) / sig_n**2,
                      1.0, 1.0, (h, h), None, "")
     x = LikelihoodDAPS("cphase", steps=30, sigma_min=0.002, sigma_max=10.0)._sample(ctx, 200, g).reshape(200, n)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .likelihood_dps import LikelihoodDPS, _Posterior
+from .likelihood_dps import LikelihoodDPS, LikelihoodPosterior
 from .schedule import edm_sigmas
 
 __all__ = ["LikelihoodDAPS"]
@@ -52,7 +52,7 @@ class LikelihoodDAPS(LikelihoodDPS):
     iters: int = 50
     floor: float = 1e-4
 
-    def data_step(self, ctx: _Posterior, x0_hat: Tensor, r: float) -> Tensor:
+    def data_step(self, ctx: LikelihoodPosterior, x0_hat: Tensor, r: float) -> Tensor:
         """``argmin_{x>0} L(s x) + ‖x − x̂_0‖²/(2r²)`` by L-BFGS on ``log x``, from ``x̂_0`` (clipped positive)."""
         peak = x0_hat.flatten(1).amax(1).clamp_min(1e-30).reshape(-1, 1, 1, 1)
         start = torch.maximum(x0_hat, self.floor * peak)
@@ -71,7 +71,7 @@ class LikelihoodDAPS(LikelihoodDPS):
             opt.step(objective)
         return torch.exp(z).detach()
 
-    def _sample(self, ctx: _Posterior, k: int, generator) -> Tensor:
+    def _sample(self, ctx: LikelihoodPosterior, k: int, generator) -> Tensor:
         """Anneal: denoise, the proximal data step around the estimate, re-noise."""
         h, w = ctx.shape
         sig = edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho, append_zero=False)

@@ -44,11 +44,11 @@ from .method import Method
 from .rml import fit_warnings
 from .schedule import edm_sigmas, sigma_range
 
-__all__ = ["LikelihoodDPS", "center_on_centroid"]
+__all__ = ["LikelihoodDPS", "LikelihoodPosterior", "center_on_centroid"]
 
 
 @dataclass
-class _Posterior:
+class LikelihoodPosterior:
     """One measurement's posterior as a likelihood-driven sampler sees it (prior units ↔ Jy: ``scale``)."""
 
     den: Any
@@ -188,7 +188,7 @@ class LikelihoodDPS(Method):
         img = self._sample(ctx, k, generator).to(torch.float64) * ctx.scale
         return self._finish(ctx, img)
 
-    def _posterior(self, net, y: Tensor, op, k: int, mask_channels: int, generator) -> _Posterior:
+    def _posterior(self, net, y: Tensor, op, k: int, mask_channels: int, generator) -> LikelihoodPosterior:
         """The pieces every likelihood-driven sampler needs: compact-flux data, likelihoods, the
         negative log-likelihood of a Jy/pixel image, the conditioned denoiser and the flux scale."""
         y = y.to(torch.complex128)
@@ -209,11 +209,11 @@ class LikelihoodDPS(Method):
                 tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
             return tot
 
-        return _Posterior(ConditionedDenoiser(net, conditioning, mask_channels), liks, nll, flux,
+        return LikelihoodPosterior(ConditionedDenoiser(net, conditioning, mask_channels), liks, nll, flux,
                           flux / float(self.flux_per_image), op.image_shape, compact,
                           "x_t" if conditioning is None else f"gridded uv, delta={self.delta:g}")
 
-    def _sample(self, ctx: _Posterior, k: int, generator) -> Tensor:
+    def _sample(self, ctx: LikelihoodPosterior, k: int, generator) -> Tensor:
         """DPS (module docs): ``k`` samples in prior units."""
         h, w = ctx.shape
         sig = edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho)
@@ -231,7 +231,7 @@ class LikelihoodDPS(Method):
             x = (x - 2.0 * self.zeta * grad.to(x.dtype)).detach()
         return x
 
-    def _finish(self, ctx: _Posterior, img: Tensor) -> tuple[Tensor, dict]:
+    def _finish(self, ctx: LikelihoodPosterior, img: Tensor) -> tuple[Tensor, dict]:
         """Samples ``(K, 1, H, W)`` in Jy/pixel: flux rescaled, centred, and their χ² per product."""
         flux = ctx.flux
         if self.rescale_flux:  # closures leave the total free: every sample holds the compact flux
