@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import torch
+from _closure_toy import GaussianPrior, N, closure_toy
 
-from ambient_imaging.datasets.simulate_vlbi import UAS, crescent, simulate_eht
 from ambient_imaging.sampling.likelihood_daps import LikelihoodDAPS
 from ambient_imaging.sampling.likelihood_dps import LikelihoodPosterior
 from ambient_imaging.sampling.registry import get_method, method_names
-
-N = 16
-FOV = 160 * UAS
-
-
-class GaussianPrior:
-    """Exact denoiser of x ~ N(mu, s²): D(x, σ) = (s² x + σ² mu) / (s² + σ²)."""
-
-    def __init__(self, mu: torch.Tensor, s: float):
-        self.mu, self.s = mu, s
-
-    def __call__(self, x, sigma, mask=None):
-        s2 = self.s**2
-        sg = torch.as_tensor(sigma).reshape(-1, 1, 1, 1).to(x.dtype) ** 2
-        return (s2 * x + sg * self.mu.to(x.dtype)) / (s2 + sg)
 
 
 def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood() -> None:
@@ -44,11 +29,7 @@ def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood() -> None:
 
 
 def test_closure_daps_fits_the_closures_far_better_than_dps_and_the_prior_alone() -> None:
-    truth = crescent((N, N), FOV / N)
-    sim = simulate_eht((N, N), FOV, image=truth, n_times=20, seed=2)
-    y, op = sim.vis.to_operator((N, N), fov=FOV)
-    blob = crescent((N, N), FOV / N, diameter_rad=30 * UAS, width_frac=0.8, asymmetry=0.0, flux=1.0)
-    net = GaussianPrior(blob[None, None], 0.05)
+    y, op, net = closure_toy(0.05)
     assert "likelihood-daps" in method_names(needs_prior=True, kind="visibilities")
     cls = get_method("likelihood-daps")
     rec = cls("cphase,logcamp", steps=12, iters=20)(net, y, op, samples=2, generator=torch.Generator().manual_seed(0))
