@@ -28,7 +28,7 @@ import numpy as np
 
 from ambient_imaging.io import TMP_MARK, atomic_write, atomic_write_text
 
-from .run import Result
+from .run import Result, display_magnitude
 
 __all__ = ["write_volume", "write_metrics", "write_figure", "png_grid", "OUTPUT_SUFFIXES", "json_safe",
            "OutputRecord", "output_settings", "command_line", "plan_records", "NOT_RECORDED"]
@@ -75,14 +75,17 @@ def write_volume(path: str | Path, results: list[Result], attrs: dict[str, Any] 
     path = Path(path)
     if not results:
         raise ValueError(f"{path}: nothing to write")
-    # one component: the complex image as it is; several ESPIRiT map sets: their root-sum-of-squares
-    mean = np.stack([(r.mean[0] if r.mean.shape[0] == 1 else r.magnitude).cpu().numpy() for r in results])
-    std = np.stack([(r.std[0] if r.std.shape[0] == 1 else r.std_magnitude).cpu().numpy() for r in results])
     meta = {k: json_safe(v) for k, v in (attrs or {}).items() if v is not None}
     if path.suffix.lower() in (".h5", ".hdf5"):  # fastMRI's layout holds the image as scored (e.g. the RSS estimate)
         shown = np.stack([r.magnitude.cpu().numpy() for r in results])
         shown_std = np.stack([r.std_magnitude.cpu().numpy() for r in results])
         return save_fastmri_reconstruction(path, shown.astype(np.float32), std=shown_std, attrs=meta)
+    # one component: the complex image as it is; several ESPIRiT map sets: their root-sum-of-squares
+    # (the image itself, not its RSS estimate, which goes into ``rss_estimate``)
+    mean = np.stack([(r.mean[0] if r.mean.shape[0] == 1 else display_magnitude(r.mean)).cpu().numpy()
+                     for r in results])
+    std = np.stack([(r.std[0] if r.std.shape[0] == 1 else display_magnitude(r.std)).cpu().numpy()
+                    for r in results])
     k = min(r.samples.shape[0] for r in results)
     samples = np.stack([r.samples[:k, 0].cpu().numpy() for r in results], axis=1)  # (K, S, H, W)
     refs = [r.problem.reference for r in results]
