@@ -27,6 +27,7 @@ _FLAGS = (
     "clean_data",
     "gate",
     "gate_factor",
+    "clean_share",
     "operator",
     "out",
     "steps",
@@ -58,7 +59,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "corruption": (0, False), "noise_sigma": (0, False), "delta": (0, True), "seed": (0, False), "lr": (0, True),
     "warmup_steps": (0, False), "ema_halflife_images": (0, True), "checkpoint_every": (0, True),
     "log_every": (0, True), "num_workers": (0, False), "acceleration": (0, True), "image_size": (0, True),
-    "gate_factor": (1, False),
+    "gate_factor": (1, False), "clean_share": (0, True),
 }
 
 
@@ -111,6 +112,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "noisy samples as if clean at every σ (the naive mix)")
     p.add_argument("--gate-factor", type=float, help="crossing point = factor x σ_n (>= 1; default 1: exact for "
                    "Gaussian noise of known σ_n)")
+    p.add_argument("--clean-share", type=float, help="mixed sets: the share of every batch drawn from the clean "
+                   "samples (0 < F < 1, e.g. 0.5: half of each batch clean, the few clean samples oversampled; "
+                   "default: uniform over the set)")
     p.add_argument("--operator", choices=FAMILIES, help="measurement family of the data")
     p.add_argument("--out", help="run directory (config.toml, metrics.csv, checkpoints/); required unless the "
                    "--config file sets 'out'")

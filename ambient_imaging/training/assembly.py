@@ -232,7 +232,8 @@ def train(
             f"world size: {ctx.world_size}",
             file=sys.stderr,
         )
-    trainer = Trainer(cfg, data.dataset, net, loss, run_dir=cfg.out, prior_info=prior_info, ctx=ctx)
+    trainer = Trainer(cfg, data.dataset, net, loss, run_dir=cfg.out, prior_info=prior_info, ctx=ctx,
+                      clean_items=data.clean_items)
     if before_fit is not None:
         before_fit()
     return trainer.fit(resume=resume, lock=lock)

@@ -57,7 +57,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "data": {"path": "data", **{k: k for k in ("clean_data", "operator", "corruption", "noise_sigma", "acceleration",
                                                "center_fraction", "mask_kind", "image_size", "array", "declination",
                                                "observation_hours", "uv_times", "sky_observation", "num_workers",
-                                               "cache_items")}},
+                                               "cache_items", "clean_share")}},
     "network": {"preset": "network", "overrides": "network_overrides", "sigma_data": "sigma_data",
                 "mask_domain": "mask_domain", "channels_last": "channels_last"},
 }
@@ -106,6 +106,10 @@ class TrainConfig:
             σ ≥ ``gate_factor`` · σ_n' (Ambient Omni's crossing point) and clean samples at every σ;
             ``off`` trains noisy complete samples as if clean at every σ (the naive mix). Recorded with
             the prior (``info["gate"]``).
+        clean_share: mixed sets: every batch holds ``round(clean_share · B)`` clean samples (at least one of
+            each kind), each kind streamed in its own seeded epochs, so that a few clean samples are seen
+            as often as asked rather than as often as they occur (``None``, default: uniform over the set).
+            Recorded with the prior (``info["data_mix"]["batch_clean"]``).
         mask_domain: ``auto`` (``kspace`` for MRI, ``pixel`` for masks) or ``none``/``pixel``/``kspace``:
             the σ → ∞ preconditioning of unobserved entries (``networks/precond.py``).
         diagnostics_every: every this many steps the gradient norm per σ band is measured
@@ -165,6 +169,8 @@ class TrainConfig:
     mask_kind: str = "random"
     #: a second folder of fully sampled (clean) fastMRI files trained beside ``data`` (mixture training)
     clean_data: str | None = None
+    #: mixed sets: the share of every batch drawn from the clean samples (``None``: their share of the set)
+    clean_share: float | None = None
     image_size: int | None = None
     array: str = "vla_d"
     declination: float = 34.0
@@ -240,6 +246,8 @@ class TrainConfig:
             and 0 <= self.center_lines[0] <= self.center_lines[1]
         ):
             bad(f"center_lines must be [lo, hi] integers with 0 <= lo <= hi, got {self.center_lines!r}")
+        if self.clean_share is not None and not (math.isfinite(self.clean_share) and 0.0 < self.clean_share < 1.0):
+            bad(f"clean_share must be between 0 and 1 (exclusive), got {self.clean_share}")
         if self.gate not in GATES:
             bad(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         if not (math.isfinite(self.gate_factor) and self.gate_factor >= 1.0):

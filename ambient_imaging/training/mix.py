@@ -171,6 +171,9 @@ def apply_mix(cfg: Any, data: Any, loss: Any, info: dict[str, Any], notes: list[
     notes.append(f"mixed set: {mix.describe()}; complete {mix.unit}s train with the clean loss (EDM; Tweedie above "
                  f"σ_n when noisy), {mix.corrupted_kind} ones with the {cfg.loss} loss (MixtureLoss)")
     notes.append(f"noise gate: --gate {record['mode']}: {record['rule']}")
+    if cfg.clean_share is not None:
+        notes.append(f"batches: a share {cfg.clean_share:g} of every batch is clean (--clean-share; the set holds "
+                     f"{mix.clean_fraction:.3g}), each kind in its own epochs")
     return mixture_loss(loss, gate)
 
 

@@ -177,7 +177,7 @@ def _measured(cfg: Any, kinds: FitsKinds) -> Any:
         noise_sigma=float(noisy.median()) if noisy.numel() else 0.0, scale_rule=norm.describe(),
         notes=[f"{len(kinds.files)} measured FITS images from {cfg.data}, {h}x{w} (their own masks and NOISE "
                f"cards; --corruption / --noise-sigma not applied): {mix.describe()}"],
-        normalisation=norm, mix=mix,
+        normalisation=norm, mix=mix, clean_items=kinds.complete & (kinds.sigma == 0),
     )
 
 
@@ -209,7 +209,7 @@ def _with_clean(cfg: Any) -> Any:
     return TrainingData(
         dataset=ds, family=cfg.operator, image_shape=(c, h, w), is_complex=False,
         mask_channels=1 if cfg.operator == "mask" else 0, noise_sigma=float(cfg.noise_sigma),
-        scale_rule=norm.describe(), normalisation=norm, mix=mix,
+        scale_rule=norm.describe(), normalisation=norm, mix=mix, clean_items=np.arange(n + nc) >= n,
         notes=[f"{n} images from {what} corrupted ({cfg.operator}: corruption {cfg.corruption:g}, σ_n="
                f"{cfg.noise_sigma:g}), {nc} clean images from {what_c} kept clean, {h}x{w}"],
     )

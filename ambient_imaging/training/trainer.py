@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ambient_imaging.datasets import MeasurementBatch, collate_measurements
 from ambient_imaging.locks import RunLock
@@ -51,7 +51,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import ResumableBatchSampler, _mix, seed_worker
+from .data import ResumableBatchSampler, StratifiedBatchSampler, _mix, clean_batch_size, seed_worker
 from .distributed import DistContext, all_reduce_mean, resolve_device
 from .hardware import resolve_precision
 from .losses import Loss, LossOutput
@@ -134,6 +134,9 @@ class Trainer:
             the config (family, image_shape, is_complex, mask_channels, ...).
         ctx: distributed context (default: single process on ``config.device``).
         collate_fn: batch collation (default :func:`collate_measurements`).
+        clean_items: a mixed set's ``(N,)`` bool clean flags (:attr:`TrainingData.clean_items`); with
+            ``config.clean_share`` every batch holds a fixed number of clean samples
+            (:class:`~ambient_imaging.training.data.StratifiedBatchSampler`).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Trainer:
         prior_info: dict[str, Any] | None = None,
         ctx: DistContext | None = None,
         collate_fn: Callable[[list], MeasurementBatch] = collate_measurements,
+        clean_items: np.ndarray | None = None,
     ):
         self.cfg = config.validate()
         self.ctx = ctx or DistContext(device=resolve_device(config.device))
@@ -168,6 +172,7 @@ class Trainer:
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.loss_fn = loss
         self.prior_info = dict(prior_info or {})
+        self.strata = self._strata(clean_items)
         self.collate_fn = collate_fn
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=self.cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=self.cfg.weight_decay
@@ -323,16 +328,35 @@ class Trainer:
                 self._gnorm_sum[k] += math.sqrt(sq)
                 self._gnorm_n[k] += 1
 
+    def _strata(self, clean_items: np.ndarray | None) -> tuple[list[np.ndarray], list[int]] | None:
+        """``--clean-share``: the clean and corrupted index groups and their items per micro-batch (recorded in
+        ``prior_info["data_mix"]["batch_clean"]``); ``None`` without it."""
+        share = self.cfg.clean_share
+        if share is None:
+            return None
+        flags = None if clean_items is None else np.asarray(clean_items, dtype=bool)
+        if flags is None or flags.all() or not flags.any():
+            raise ValueError("--clean-share applies to a mixed set (clean samples beside corrupted ones); this set "
+                             "holds one kind; drop --clean-share")
+        if flags.shape != (len(self.dataset),):  # type: ignore[arg-type]
+            raise ValueError(f"clean_items has shape {flags.shape}, the dataset {len(self.dataset)} items")  # type: ignore[arg-type]
+        k = clean_batch_size(self.micro_batch, share)
+        self.prior_info["data_mix"] = {**self.prior_info.get("data_mix", {}), "batch_clean": {
+            "clean_share": share, "clean_per_batch": k, "batch": self.micro_batch,
+            "natural_share": round(float(flags.mean()), 4)}}
+        return [np.flatnonzero(flags), np.flatnonzero(~flags)], [k, self.micro_batch - k]
+
     # ------------------------------------------------------------------ the loop
     def _loader(self) -> DataLoader:
-        sampler = ResumableBatchSampler(
-            len(self.dataset),  # type: ignore[arg-type]
-            self.micro_batch,
-            seed=self.cfg.seed,
-            rank=self.ctx.rank,
-            world_size=self.ctx.world_size,
-            start_batch=self.step * self.cfg.accumulate,
-        )
+        start = self.step * self.cfg.accumulate
+        sampler: Sampler[list[int]]
+        if self.strata is not None:
+            sampler = StratifiedBatchSampler(*self.strata, seed=self.cfg.seed, rank=self.ctx.rank,
+                                             world_size=self.ctx.world_size, start_batch=start)
+        else:
+            sampler = ResumableBatchSampler(len(self.dataset), self.micro_batch,  # type: ignore[arg-type]
+                                            seed=self.cfg.seed, rank=self.ctx.rank,
+                                            world_size=self.ctx.world_size, start_batch=start)
         g = torch.Generator().manual_seed(_mix(self.cfg.seed, self.ctx.rank, self.step, 0xDA7A))
         return DataLoader(
             self.dataset,

@@ -18,6 +18,7 @@ from ..io import scan_files
 from .band import BAND_SOURCES, AcquiredBand, acquired_band, parse_padding
 from .layout import check_layout, open_fastmri
 from .problems import FastMRIFile, FastMRIOptions
+from .reader import fastmri_info
 
 __all__ = ["FastMRISlices", "MAX_OPEN"]
 
@@ -181,6 +182,12 @@ class FastMRISlices(Dataset):
     def band(self, file_index: int) -> AcquiredBand:
         """The acquired band of ``self.files[file_index]`` (computed once: the header, or one slice read)."""
         return self.fastmri_file(file_index).band
+
+    def fully_sampled_items(self) -> np.ndarray:
+        """``(N,)`` bool: item ``i`` comes from a fully sampled file (every column of its band; each file judged
+        by its middle slice, as :func:`fastmri_info` does; reads one slice per file)."""
+        per_file = np.array([bool(fastmri_info(f, self.padding)["fully_sampled"]) for f in self.files])
+        return per_file[self._file_idx]
 
     def padding_notes(self) -> list[str]:
         """One line per file whose padding was detected or whose header limits were ignored (reads every file)."""
