@@ -6,7 +6,7 @@ import torch
 from _closure_toy import GaussianPrior, N, closure_toy
 
 from ambient_imaging.sampling.likelihood_daps import LikelihoodDAPS
-from ambient_imaging.sampling.likelihood_dps import LikelihoodPosterior
+from ambient_imaging.sampling.likelihood_posterior import LikelihoodPosterior
 from ambient_imaging.sampling.registry import get_method, method_names
 
 

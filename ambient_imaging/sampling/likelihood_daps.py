@@ -20,29 +20,30 @@ The samples differ through the re-noising only, so their spread is a heuristic u
 Langevin chain samples the conditional): the benchmark reports how often it covers the truth.
 
 Everything else — compact-flux handling, the prior's ``k`` and δ, flux rescaling and centring of the
-final samples, χ² reporting — is :class:`~ambient_imaging.sampling.likelihood_dps.LikelihoodDPS`'s.
+final samples, χ² reporting — is :class:`~ambient_imaging.sampling.likelihood_posterior.LikelihoodSampler`'s.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .likelihood_dps import LikelihoodDPS, LikelihoodPosterior
+from .likelihood_posterior import LikelihoodPosterior, LikelihoodSampler
 from .schedule import edm_sigmas
 
 __all__ = ["LikelihoodDAPS"]
 
 
 @dataclass
-class LikelihoodDAPS(LikelihoodDPS):
+class LikelihoodDAPS(LikelihoodSampler):
     """Decoupled annealing with a proximal data step for interferometric likelihoods (module docs).
 
-    Args (besides :class:`LikelihoodDPS`'s): steps: annealing levels (default 30). iters: L-BFGS
-    iterations of each data step (default 50). floor: the smallest pixel of ``x̂_0`` kept positive,
-    as a fraction of its maximum (default 1e-4).
+    Args (besides :class:`~.likelihood_posterior.LikelihoodSampler`'s): steps: annealing levels (default 30).
+    iters: L-BFGS iterations of each data step (default 50). floor: the smallest pixel of ``x̂_0`` kept
+    positive, as a fraction of its maximum (default 1e-4).
     """
 
     name = "likelihood-daps"
@@ -51,6 +52,10 @@ class LikelihoodDAPS(LikelihoodDPS):
     steps: int = 30
     iters: int = 50
     floor: float = 1e-4
+
+    def settings(self) -> dict[str, Any]:
+        """``iters`` and ``floor`` (recorded in ``Reconstruction.info``)."""
+        return {"iters": self.iters, "floor": self.floor}
 
     def data_step(self, ctx: LikelihoodPosterior, x0_hat: Tensor, r: float) -> Tensor:
         """``argmin_{x>0} L(s x) + ‖x − x̂_0‖²/(2r²)`` by L-BFGS on ``log x``, from ``x̂_0`` (clipped positive)."""
