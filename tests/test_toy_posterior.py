@@ -175,6 +175,26 @@ def test_daps_plain_prior_close_to_the_closed_form_posterior():
 
 
 @pytest.mark.parametrize("kind", ["pixel", "mri"])
+def test_daps_mean_ending_keeps_the_mean_and_drops_the_invented_last_level_noise(kind):
+    """With σ_min held at a noise floor (a prior trained on noisy data), a Langevin sample at the last level adds
+    white noise of std ≈ σ_min everywhere the data do not pin; the conditional mean ending (``final="mean"``)
+    keeps the posterior mean and brings the variance back towards the exact posterior's."""
+    toy, op, _x, y, _ = toy_problem(kind, noise_sigma=0.1)
+    mean, cov = toy.posterior(y, op)
+    errs = {}
+    for final in ("sample", "mean"):
+        rec = DAPS(steps=100, langevin_steps=10, final=final, sigma_min=0.05)(
+            toy.denoiser(), y, op, samples=150, generator=torch.Generator().manual_seed(0))
+        errs[final] = moment_errors(rec.samples[0], mean, cov)
+        assert rec.info["final"] == final
+    assert abs(errs["mean"]["mean_rel"] - errs["sample"]["mean_rel"]) < 0.01, errs
+    assert abs(errs["mean"]["diag_ratio"] - 1) < 0.05 < abs(errs["sample"]["diag_ratio"] - 1), errs
+    assert errs["mean"]["diag_rel"] < errs["sample"]["diag_rel"], errs
+    with pytest.raises(ValueError, match="final"):
+        DAPS(final="mode")
+
+
+@pytest.mark.parametrize("kind", ["pixel", "mri"])
 def test_daps_ambient_prior_matches_the_full_posterior_mean(kind):
     """An ambient prior seen through A's own mask: DAPS gets the FULL posterior mean (null space of A
     included) and the identifiable covariance (``Cov[x | y] − Cov[x | A x]``)."""

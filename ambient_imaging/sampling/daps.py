@@ -11,7 +11,15 @@ Each annealing step at noise level ``σ_i`` (a ρ-schedule from ``σ_max`` down 
 3. ``x_{t_{i+1}} = x_0 + σ_{i+1} ε`` (decoupled: the next noisy state comes from the sampled
    clean image, not from an ODE step).
 
-The result is the last ``x_0``. The Langevin step is ``η = step_scale / (1/r² + L/v)`` with ``L``
+The result is the last ``x_0``: a Langevin sample of the last conditional (``final = "sample"``, the
+paper), or its mean (``final = "mean"``): ``argmin ‖x − x̂_0‖²/r² + ‖A x − y‖²/v`` by conjugate
+gradients. The last level is ``σ_min``, which a prior trained on noisy data keeps at or above its σ_n,
+so a Langevin sample there carries white noise of std ≈ ``σ_min`` on every pixel the data do not pin
+(the null space of ``A``): noise the isotropic ``N(x̂_0, r² I)`` invents, where the true
+``Cov[x_0 | x_t] = σ² ∂D/∂x_t`` is far smaller. ``"mean"`` ends as EDM samplers do, with a noise-free
+last step; the spread of the samples then comes from the annealing path.
+
+The Langevin step is ``η = step_scale / (1/r² + L/v)`` with ``L``
 the largest eigenvalue of ``A^H A`` (power iteration), stable for every noise level. NFE per sample
 = ``steps · ode_steps`` (× ``ensemble`` for the mask ensemble). The prior is evaluated by
 :meth:`DAPS.denoiser` (plain priors: ``x_t`` itself; ambient priors: through ``A``'s mask or the
@@ -30,6 +38,7 @@ from torch import Tensor
 
 from ambient_imaging.operators import LinearOperator
 
+from .cg import conjugate_gradient
 from .denoiser import ConditionedDenoiser, Reconstruction
 from .ensemble import MaskEnsembleDenoiser
 from .posterior import PosteriorSampler, noise_variance, prior_type
@@ -82,10 +91,14 @@ class DAPS(PosteriorSampler):
     with_own: bool = True
     delta: float = 0.0
     mask: str = "auto"
+    final: str = "sample"
+    final_iters: int = 30
 
     def __post_init__(self):
         if self.mask not in ("auto", "ones"):
             raise ValueError(f"DAPS: mask must be 'auto' or 'ones', got {self.mask!r}")
+        if self.final not in ("sample", "mean"):
+            raise ValueError(f"DAPS: final must be 'sample' or 'mean', got {self.final!r}")
 
     def fit(self, prior: Any | None) -> DAPS:
         """:meth:`PosteriorSampler.fit`, and whether the prior is ambient (and its δ) from the prior."""
@@ -135,6 +148,17 @@ class DAPS(PosteriorSampler):
                 x = x + eta * grad + torch.sqrt(2 * eta) * image_noise(tuple(x.shape), x.dtype, x.device, generator)
         return x
 
+    def conditional_mean(self, x0_hat: Tensor, r: float, y: Tensor, op: LinearOperator,
+                         var_y: float | Tensor) -> Tensor:
+        """The mean of ``N(x_0; x̂_0, r² I) · p(y | x_0)``: ``(I/r² + A^H A/v) x = x̂_0/r² + A^H y/v`` (CG)."""
+        def apply(x: Tensor) -> Tensor:
+            return x / r**2 + op.adjoint(op.restrict(op.forward(x)) / var_y)
+
+        with torch.no_grad():
+            rhs = x0_hat / r**2 + op.adjoint(op.restrict(y) / var_y)
+            x, _ = conjugate_gradient(apply, rhs, x0=x0_hat, max_iter=self.final_iters, tol=1e-6)
+        return x
+
     def run(self, net, y, op, *, mask_channels, generator):
         """Anneal: denoise, Langevin on the likelihood around the estimate, re-noise."""
         den = self.denoiser(net, op, mask_channels, generator, y.shape[0])
@@ -146,11 +170,14 @@ class DAPS(PosteriorSampler):
         x0 = x_t
         for i in range(len(sig)):
             s = float(sig[i])
-            x0 = self.langevin(self.clean_estimate(den, x_t, s, generator), self.radius(s), y, op, var_y, lip,
-                               generator)
+            x0_hat = self.clean_estimate(den, x_t, s, generator)
+            if i + 1 == len(sig) and self.final == "mean":
+                x0 = self.conditional_mean(x0_hat, self.radius(s), y, op, var_y)
+            else:
+                x0 = self.langevin(x0_hat, self.radius(s), y, op, var_y, lip, generator)
             if i + 1 < len(sig):
                 x_t = x0 + float(sig[i + 1]) * image_noise(tuple(x0.shape), x0.dtype, x0.device, generator)
-        info = {"sampler": self.name, "langevin_steps": self.langevin_steps,
+        info = {"sampler": self.name, "langevin_steps": self.langevin_steps, "final": self.final,
                 "step_scale": self.step_scale, "lipschitz": [float(v) for v in lip]}
         if not math.isfinite(float(x0.abs().max())):
             info["diverged"] = True
