@@ -56,6 +56,7 @@ from ambient_imaging.reconstruction import (
     mri_problem,
     reconstruct,
 )
+from ambient_imaging.reconstruction.run import target_reference
 from ambient_imaging.sampling import MMPS, SENSE, TV, L1Wavelet, Method, choose_lambda, get_method
 
 HERE = Path(__file__).resolve().parent
@@ -201,8 +202,8 @@ def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device)
 def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[str, tuple]:
     """Every run on one scored slice, into ``record``; returns ``{label: (mean, std, calibration)}``
     for the figure."""
-    ref = prob.extras["rss"][0, 0] if args.target == "rss" and "rss" in prob.extras else prob.reference[0, 0]
-    shown: dict[str, tuple] = {"reference": (ref.abs().cpu(), None, None)}
+    ref = torch.from_numpy(target_reference(prob, args.target))
+    shown: dict[str, tuple] = {"reference": (ref, None, None)}
     for name, pname, is_default, method in runs:
         prior = priors.get(pname)
         gen = torch.Generator(device=device).manual_seed(args.seed)

@@ -22,7 +22,7 @@ from torch import Tensor
 from ambient_imaging.problems import Problem
 
 __all__ = ["Result", "ReconstructionFailed", "reconstruct", "score", "prior_warnings", "display_magnitude",
-           "target_images"]
+           "target_images", "target_reference"]
 
 #: a scored result this many dB below zero-filled is flagged
 WORSE_THAN_ZERO_FILLED_DB = 3.0
@@ -107,7 +107,10 @@ def target_images(problem: Problem, images: Tensor, target: str) -> Tensor | Non
         return torch.cat([estimate(x[None], problem.y, band=band) for x in images.detach()])
 
 
-def _target(problem: Problem, target: str) -> np.ndarray | None:
+def target_reference(problem: Problem, target: str) -> np.ndarray | None:
+    """The magnitude a problem's images are scored against (``(H, W)``, file units): the fully sampled RSS
+    for ``target="rss"`` when the problem carries it, else the coil-combined reference's
+    :func:`display_magnitude`; ``None`` without a reference."""
     if target == "rss" and "rss" in problem.extras:
         return problem.extras["rss"][0, 0].abs().cpu().numpy()
     if problem.reference is None:
@@ -122,7 +125,7 @@ def score(problem: Problem, image: Tensor, crop: tuple[int, int] | int | None = 
     Empty when the problem has no reference."""
     from ambient_imaging.metrics import center_crop, nmse, psnr, ssim
 
-    ref = _target(problem, target)
+    ref = target_reference(problem, target)
     if ref is None:
         return {}
     est = (display_magnitude(image) if image.ndim == 3 else image.abs()).detach().cpu().numpy()
@@ -269,7 +272,7 @@ def _uncertainty(problem: Problem, samples: Tensor, crop: tuple[int, int] | int 
     from ambient_imaging.metrics import center_crop
     from ambient_imaging.metrics.calibration import DEFAULT_FLOOR, conformal_scores, uncertainty_report
 
-    ref = _target(problem, target)
+    ref = target_reference(problem, target)
     if ref is None or samples.shape[0] < 2:
         return None
     mag = samples if samples.ndim == 3 else display_magnitude(samples)
