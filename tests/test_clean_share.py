@@ -10,6 +10,7 @@ from test_training_mixture import _mixed
 from ambient_imaging.cli import main
 from ambient_imaging.training import TrainConfig, load_prior
 from ambient_imaging.training.data import ResumableBatchSampler, StratifiedBatchSampler, clean_batch_size
+from ambient_imaging.training.mix import resolve_clean_share
 
 
 def _groups():
@@ -57,7 +58,7 @@ def test_clean_batch_size_rounds_and_keeps_both_kinds(batch, share, want):
 def test_bad_shares_and_batches_are_refused():
     with pytest.raises(ValueError, match="at least 2 items"):
         clean_batch_size(1, 0.5)
-    for bad in (0.0, 1.0, -0.2, float("nan")):
+    for bad in (0.0, 1.0, -0.2, float("nan"), "half", True):
         with pytest.raises(ValueError, match="clean_share"):
             TrainConfig(data="x", clean_share=bad).validate()
     with pytest.raises(ValueError, match="group 1 is empty"):
@@ -83,8 +84,32 @@ def test_cli_trains_with_a_clean_share_and_records_it(tmp_path, capsys):
     assert rc == 0, err
     assert "a share 0.5 of every batch is clean" in err
     rec = load_prior(out).info["data_mix"]["batch_clean"]
-    want = {"clean_share": 0.5, "clean_per_batch": 2, "batch": 4, "natural_share": pytest.approx(1 / 3, abs=1e-3)}
+    want = {"rule": "0.5", "clean_share": 0.5, "clean_per_batch": 2, "batch": 4,
+            "natural_share": pytest.approx(1 / 3, abs=1e-3)}
     assert rec == want
+
+
+def test_auto_oversamples_a_few_clean_samples_and_uniform_does_not(tmp_path, capsys):
+    _full, _under, mixed = _mixed(tmp_path, n_clean=1, n_under=3)  # 2 of 8 slices clean
+    rc = main(["train", "--data", str(mixed), "--operator", "mri", "--steps", "1", "--out", str(tmp_path / "a"), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    rec = load_prior(tmp_path / "a").info["data_mix"]["batch_clean"]
+    assert rec["rule"] == "auto" and rec["clean_share"] == 0.5 and rec["clean_per_batch"] == 2
+    rc = main(["train", "--data", str(mixed), "--operator", "mri", "--steps", "1", "--clean-share", "uniform",
+               "--out", str(tmp_path / "b"), *FAST])
+    err = capsys.readouterr().err
+    assert rc == 0 and "drawn uniformly" in err, err
+    assert "batch_clean" not in load_prior(tmp_path / "b").info["data_mix"]
+
+
+def test_resolve_clean_share_rules():
+    few, many = np.arange(10) < 2, np.arange(10) < 7
+    assert resolve_clean_share("auto", few) == 0.5
+    assert resolve_clean_share("auto", many) is None  # clean already half or more: uniform
+    assert resolve_clean_share("auto", None) is None and resolve_clean_share("uniform", few) is None
+    assert resolve_clean_share(0.25, few) == 0.25
+    with pytest.raises(ValueError, match="one kind"):
+        resolve_clean_share(0.25, np.zeros(4, dtype=bool))
 
 
 def test_cli_refuses_a_clean_share_on_one_kind(tmp_path, capsys):
@@ -97,3 +122,9 @@ def test_cli_refuses_a_clean_share_on_one_kind(tmp_path, capsys):
     rc = main(["train", "--data", str(under), "--operator", "mri", "--steps", "1", "--clean-share", "1.5",
                "--out", str(tmp_path / "b"), *FAST])
     assert rc != 0 and "clean_share" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(under), "--clean-share", "half", "--out", str(tmp_path / "c"), *FAST])
+    assert "expected auto or uniform or a number" in capsys.readouterr().err
+    # auto on a set of one kind: nothing to oversample, no error
+    rc = main(["train", "--data", str(under), "--operator", "mri", "--steps", "1", "--out", str(tmp_path / "d"), *FAST])
+    assert rc == 0, capsys.readouterr().err

@@ -59,8 +59,20 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "corruption": (0, False), "noise_sigma": (0, False), "delta": (0, True), "seed": (0, False), "lr": (0, True),
     "warmup_steps": (0, False), "ema_halflife_images": (0, True), "checkpoint_every": (0, True),
     "log_every": (0, True), "num_workers": (0, False), "acceleration": (0, True), "image_size": (0, True),
-    "gate_factor": (1, False), "clean_share": (0, True),
+    "gate_factor": (1, False),
 }
+
+
+def _clean_share(text: str) -> float | str:
+    """``--clean-share``: ``auto``, ``uniform`` or a number (its range is checked with the config)."""
+    from ambient_imaging.training.config import CLEAN_SHARES
+
+    if text in CLEAN_SHARES:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(CLEAN_SHARES)} or a number, got {text!r}") from None
 
 
 def check_numeric_flags(args: argparse.Namespace) -> None:
@@ -112,9 +124,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "noisy samples as if clean at every σ (the naive mix)")
     p.add_argument("--gate-factor", type=float, help="crossing point = factor x σ_n (>= 1; default 1: exact for "
                    "Gaussian noise of known σ_n)")
-    p.add_argument("--clean-share", type=float, help="mixed sets: the share of every batch drawn from the clean "
-                   "samples (0 < F < 1, e.g. 0.5: half of each batch clean, the few clean samples oversampled; "
-                   "default: uniform over the set)")
+    p.add_argument("--clean-share", type=_clean_share, metavar="auto|uniform|F",
+                   help="mixed sets: the share of every batch drawn from the clean samples: auto (default: half of "
+                   "each batch when they are fewer than half of the set), uniform (batches drawn uniformly over the "
+                   "set), or a number 0 < F < 1")
     p.add_argument("--operator", choices=FAMILIES, help="measurement family of the data")
     p.add_argument("--out", help="run directory (config.toml, metrics.csv, checkpoints/); required unless the "
                    "--config file sets 'out'")

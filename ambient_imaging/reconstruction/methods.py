@@ -47,7 +47,10 @@ def default_method(prior: Any | None) -> type[Method]:
     decoupled annealing with a proximal L-BFGS data step: on the simulated EHT benchmark of 2026-12-07 it
     fits the closures to χ² ≈ 1–2 per sample where ``likelihood-dps`` stays in the hundreds);
     every MRI / image prior, ambient or not → DAPS (decoupled annealing, Jacobian-free; an ambient prior
-    is evaluated through ``A``'s own mask, a plain prior on ``x_t``).
+    is evaluated through ``A``'s own mask, a plain prior on ``x_t``, and a prior trained on a mixed set —
+    complete samples beside corrupted ones — on ``x_t`` with all-ones mask channels, as it learned its
+    complete samples: 30.05 / 27.09 dB at R = 4 / 8 against 28.84 / 27.17 through ``A``'s mask, with
+    twice the spread–skill, 2026-12-07, ``benchmarks/results/mixture.md``).
 
     Decided on evidence (2026-12-06, ``benchmarks/results/reconstruction.md``: held-out mri-brain,
     6 slices, R = 4 and 8, priors of 1,000 steps): for the ambient prior DAPS, A-DPS and mmps-iso reach

@@ -41,7 +41,7 @@ from ambient_imaging.operators import LinearOperator
 from .cg import conjugate_gradient
 from .denoiser import ConditionedDenoiser, Reconstruction
 from .ensemble import MaskEnsembleDenoiser
-from .posterior import PosteriorSampler, noise_variance, prior_type
+from .posterior import PosteriorSampler, learned_complete, noise_variance, prior_type
 from .schedule import edm_sigmas, image_noise
 from .unconditional import edm_loop
 
@@ -76,6 +76,9 @@ class DAPS(PosteriorSampler):
     ``mask = "ones"`` evaluates a mask-conditioned prior on ``x_t`` with all-ones mask channels instead:
     right for a prior that also learned complete samples (a mixed collection: ``MixtureLoss`` shows the
     complete slices with all-ones channels), out of distribution for a purely ambient one.
+    ``mask = "operator"`` forces ``A``'s own mask; ``"auto"`` (default) is resolved by :meth:`fit`:
+    ``"ones"`` for a prior that learned complete samples (:func:`~.posterior.learned_complete`),
+    ``"operator"`` otherwise (unfitted, it means ``"operator"``).
     """
 
     name: ClassVar[str] = "daps"
@@ -95,8 +98,8 @@ class DAPS(PosteriorSampler):
     final_iters: int = 30
 
     def __post_init__(self):
-        if self.mask not in ("auto", "ones"):
-            raise ValueError(f"DAPS: mask must be 'auto' or 'ones', got {self.mask!r}")
+        if self.mask not in ("auto", "operator", "ones"):
+            raise ValueError(f"DAPS: mask must be 'auto', 'operator' or 'ones', got {self.mask!r}")
         if self.final not in ("sample", "mean"):
             raise ValueError(f"DAPS: final must be 'sample' or 'mean', got {self.final!r}")
 
@@ -105,8 +108,11 @@ class DAPS(PosteriorSampler):
         out = super().fit(prior)
         if prior is None:
             return out  # type: ignore[return-value]
+        mask = self.mask
+        if mask == "auto":
+            mask = "ones" if learned_complete(prior) else "operator"
         return dataclasses.replace(out, ambient=prior_type(prior) == "ambient",  # type: ignore[return-value]
-                                   delta=float(getattr(prior, "delta", 0.0) or 0.0))
+                                   delta=float(getattr(prior, "delta", 0.0) or 0.0), mask=mask)
 
     def radius(self, sigma: float) -> float:
         """``r`` of the Gaussian ``p(x_0 | x_t) ≈ N(x̂_0, r² I)``: ``σ`` (the paper), or the exact spread
@@ -177,7 +183,7 @@ class DAPS(PosteriorSampler):
                 x0 = self.langevin(x0_hat, self.radius(s), y, op, var_y, lip, generator)
             if i + 1 < len(sig):
                 x_t = x0 + float(sig[i + 1]) * image_noise(tuple(x0.shape), x0.dtype, x0.device, generator)
-        info = {"sampler": self.name, "langevin_steps": self.langevin_steps, "final": self.final,
+        info = {"sampler": self.name, "langevin_steps": self.langevin_steps, "final": self.final, "mask": self.mask,
                 "step_scale": self.step_scale, "lipschitz": [float(v) for v in lip]}
         if not math.isfinite(float(x0.abs().max())):
             info["diverged"] = True

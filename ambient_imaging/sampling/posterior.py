@@ -16,7 +16,8 @@ from .denoiser import Denoiser, repeat_operator
 from .method import Method
 from .schedule import edm_sigmas, sigma_range
 
-__all__ = ["PosteriorSampler", "expand_measurements", "noise_variance", "per_sample_operator", "prior_type"]
+__all__ = ["PosteriorSampler", "expand_measurements", "learned_complete", "noise_variance", "per_sample_operator",
+           "prior_type"]
 
 
 def expand_measurements(y: Tensor, op: LinearOperator, samples: int) -> tuple[Tensor, LinearOperator]:
@@ -66,6 +67,15 @@ def prior_type(prior: Any) -> str:
     ambient = int(getattr(prior, "mask_channels", 0) or 0) > 0 and (
         float(getattr(prior, "delta", 0.0) or 0.0) > 0 or loss == "ambient")
     return "ambient" if ambient else "plain"
+
+
+def learned_complete(prior: Any) -> bool:
+    """Whether a prior trained on a mixed set learned complete samples beside corrupted ones
+    (``info["data_mix"]``: clean samples and another kind): it then knows ``E[x | x_t]`` too, from the
+    complete samples it saw with all-ones mask channels (:class:`~ambient_imaging.training.losses.CompleteLoss`)."""
+    mix = (getattr(prior, "info", None) or {}).get("data_mix") or {}
+    others = int(mix.get("corrupted_slices", 0) or 0) + int(mix.get("noisy_complete_slices", 0) or 0)
+    return int(mix.get("clean_slices", 0) or 0) > 0 and others > 0
 
 
 @dataclass

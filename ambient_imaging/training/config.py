@@ -36,7 +36,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
-__all__ = ["TrainConfig", "CONFIG_VERSION", "FAMILIES", "GATES", "LOSSES", "NETWORKS", "SECTIONS", "flat_config",
+__all__ = ["TrainConfig", "CONFIG_VERSION", "CLEAN_SHARES", "FAMILIES", "GATES", "LOSSES", "NETWORKS", "SECTIONS",
+           "flat_config",
            "write_toml", "atomic_write_text", "check_applicable_flags"]
 
 #: Version of the run-directory layout / config schema. A run written by a newer
@@ -65,6 +66,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Ambient Omni's noise-level gate in mixed sets: ``auto`` (noisy complete samples train at σ ≥ their crossing
 #: point, clean ones at every σ) or ``off`` (noisy samples as if clean at every σ: the naive mix, an ablation)
 GATES = ("auto", "off")
+#: the named ``clean_share`` rules (besides a number in (0, 1)): :func:`~.mix.resolve_clean_share`
+CLEAN_SHARES = ("auto", "uniform")
 SPACES = ("measurement", "image")
 
 
@@ -106,10 +109,12 @@ class TrainConfig:
             σ ≥ ``gate_factor`` · σ_n' (Ambient Omni's crossing point) and clean samples at every σ;
             ``off`` trains noisy complete samples as if clean at every σ (the naive mix). Recorded with
             the prior (``info["gate"]``).
-        clean_share: mixed sets: every batch holds ``round(clean_share · B)`` clean samples (at least one of
-            each kind), each kind streamed in its own seeded epochs, so that a few clean samples are seen
-            as often as asked rather than as often as they occur (``None``, default: uniform over the set).
-            Recorded with the prior (``info["data_mix"]["batch_clean"]``).
+        clean_share: mixed sets: every batch holds ``round(F · B)`` clean samples (at least one of each
+            kind), each kind streamed in its own seeded epochs, so that a few clean samples are seen as
+            often as asked rather than as often as they occur. ``"auto"`` (default): F = 0.5 when the
+            clean samples are fewer than half of the set, else uniform; ``"uniform"``: batches drawn
+            uniformly over the set; a number: that F. Recorded with the prior
+            (``info["data_mix"]["batch_clean"]``; :func:`~.mix.resolve_clean_share`).
         mask_domain: ``auto`` (``kspace`` for MRI, ``pixel`` for masks) or ``none``/``pixel``/``kspace``:
             the σ → ∞ preconditioning of unobserved entries (``networks/precond.py``).
         diagnostics_every: every this many steps the gradient norm per σ band is measured
@@ -169,8 +174,8 @@ class TrainConfig:
     mask_kind: str = "random"
     #: a second folder of fully sampled (clean) fastMRI files trained beside ``data`` (mixture training)
     clean_data: str | None = None
-    #: mixed sets: the share of every batch drawn from the clean samples (``None``: their share of the set)
-    clean_share: float | None = None
+    #: mixed sets: the share of every batch drawn from the clean samples (``"auto"``, ``"uniform"`` or a number)
+    clean_share: float | str = "auto"
     image_size: int | None = None
     array: str = "vla_d"
     declination: float = 34.0
@@ -246,8 +251,12 @@ class TrainConfig:
             and 0 <= self.center_lines[0] <= self.center_lines[1]
         ):
             bad(f"center_lines must be [lo, hi] integers with 0 <= lo <= hi, got {self.center_lines!r}")
-        if self.clean_share is not None and not (math.isfinite(self.clean_share) and 0.0 < self.clean_share < 1.0):
-            bad(f"clean_share must be between 0 and 1 (exclusive), got {self.clean_share}")
+        if not (self.clean_share in CLEAN_SHARES or (isinstance(self.clean_share, (int, float))
+                                                      and not isinstance(self.clean_share, bool)
+                                                      and math.isfinite(self.clean_share)
+                                                      and 0.0 < self.clean_share < 1.0)):
+            bad(f"clean_share must be {' or '.join(CLEAN_SHARES)} or a number between 0 and 1 (exclusive), "
+                f"got {self.clean_share!r}")
         if self.gate not in GATES:
             bad(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         if not (math.isfinite(self.gate_factor) and self.gate_factor >= 1.0):
@@ -403,6 +412,8 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
+        if t == "float | str":  # a number or a named rule (clean_share)
+            return value if isinstance(value, str) else float(value)
         if t.startswith("float"):
             return float(value)
         if t == "bool":

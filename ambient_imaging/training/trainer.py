@@ -134,8 +134,8 @@ class Trainer:
             the config (family, image_shape, is_complex, mask_channels, ...).
         ctx: distributed context (default: single process on ``config.device``).
         collate_fn: batch collation (default :func:`collate_measurements`).
-        clean_items: a mixed set's ``(N,)`` bool clean flags (:attr:`TrainingData.clean_items`); with
-            ``config.clean_share`` every batch holds a fixed number of clean samples
+        clean_items: a mixed set's ``(N,)`` bool clean flags (:attr:`TrainingData.clean_items`); by
+            ``config.clean_share`` every batch may hold a fixed number of clean samples
             (:class:`~ambient_imaging.training.data.StratifiedBatchSampler`).
     """
 
@@ -329,20 +329,20 @@ class Trainer:
                 self._gnorm_n[k] += 1
 
     def _strata(self, clean_items: np.ndarray | None) -> tuple[list[np.ndarray], list[int]] | None:
-        """``--clean-share``: the clean and corrupted index groups and their items per micro-batch (recorded in
-        ``prior_info["data_mix"]["batch_clean"]``); ``None`` without it."""
-        share = self.cfg.clean_share
+        """The clean and corrupted index groups and their items per micro-batch (``config.clean_share``,
+        :func:`~.mix.resolve_clean_share`; recorded in ``prior_info["data_mix"]["batch_clean"]``); ``None``:
+        batches drawn uniformly."""
+        from .mix import resolve_clean_share
+
+        share = resolve_clean_share(self.cfg.clean_share, clean_items)
         if share is None:
             return None
-        flags = None if clean_items is None else np.asarray(clean_items, dtype=bool)
-        if flags is None or flags.all() or not flags.any():
-            raise ValueError("--clean-share applies to a mixed set (clean samples beside corrupted ones); this set "
-                             "holds one kind; drop --clean-share")
+        flags = np.asarray(clean_items, dtype=bool)
         if flags.shape != (len(self.dataset),):  # type: ignore[arg-type]
             raise ValueError(f"clean_items has shape {flags.shape}, the dataset {len(self.dataset)} items")  # type: ignore[arg-type]
         k = clean_batch_size(self.micro_batch, share)
         self.prior_info["data_mix"] = {**self.prior_info.get("data_mix", {}), "batch_clean": {
-            "clean_share": share, "clean_per_batch": k, "batch": self.micro_batch,
+            "rule": str(self.cfg.clean_share), "clean_share": share, "clean_per_batch": k, "batch": self.micro_batch,
             "natural_share": round(float(flags.mean()), 4)}}
         return [np.flatnonzero(flags), np.flatnonzero(~flags)], [k, self.micro_batch - k]
 
