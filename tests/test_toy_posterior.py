@@ -131,9 +131,12 @@ def test_default_posterior_sampler_per_prior_type():
                               config={"loss": "tweedie"})
     from ambient_imaging.reconstruction import default_method, default_method_name
 
-    s = default_method(ambient).for_prior(ambient)  # DAPS through A's own mask (benchmark, 2026-12-06)
-    assert isinstance(s, DAPS) and default_method_name(ambient) == s.name == "daps" and s.ambient
-    assert s.sigma_min == 0.01 and s.ensemble == 0
+    s = default_method(ambient).for_prior(ambient)  # A-DPS: one Ã = A.subsample(δ) per sample (2026-12-07)
+    assert isinstance(s, ADPS) and default_method_name(ambient) == s.name == "adps" and s.delta == 0.1
+    assert s.sigma_min == 0.01
+    mixed = SimpleNamespace(**vars(ambient), info={"data_mix": {"clean_slices": 16, "corrupted_slices": 89}})
+    s = default_method(mixed).for_prior(mixed)  # learned complete slices too: DAPS on x_t, all-ones masks
+    assert type(s) is DAPS and s.mask == "ones" and s.ambient
     for prior, smin in ((naive, 0.03), (tweedie, 0.1)):
         s = default_method(prior).for_prior(prior, steps=7)
         assert type(s) is DAPS and s.name == default_method_name(prior) == "daps" and not s.ambient

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ambient_imaging.sampling import (
+    ADPS,
     DAPS,
     EDMSampler,
     FixedMaskSampler,
@@ -23,6 +24,7 @@ from ambient_imaging.sampling import (
     method_names,
 )
 from ambient_imaging.sampling.likelihood_daps import LikelihoodDAPS
+from ambient_imaging.sampling.posterior import learned_complete, prior_type
 
 __all__ = [
     "POSTERIOR",
@@ -45,27 +47,30 @@ def default_method(prior: Any | None) -> type[Method]:
     """The method a prior gets by default (``docs/sampling.md``): none → zero-filled; a sky prior
     (family ``interferometry``) → ``likelihood-daps`` (closure likelihoods: VLBI data carry station gains;
     decoupled annealing with a proximal L-BFGS data step: on the simulated EHT benchmark of 2026-12-07 it
-    fits the closures to χ² ≈ 1–2 per sample where ``likelihood-dps`` stays in the hundreds);
-    every MRI / image prior, ambient or not → DAPS (decoupled annealing, Jacobian-free; an ambient prior
-    is evaluated through ``A``'s own mask, a plain prior on ``x_t``, and a prior trained on a mixed set —
-    complete samples beside corrupted ones — on ``x_t`` with all-ones mask channels, as it learned its
-    complete samples: 30.05 / 27.09 dB at R = 4 / 8 against 28.84 / 27.17 through ``A``'s mask, with
-    twice the spread–skill, 2026-12-07, ``benchmarks/results/mixture.md``).
+    fits the closures to χ² ≈ 1–2 per sample where ``likelihood-dps`` stays in the hundreds); an ambient
+    prior trained on corrupted data alone → A-DPS (``Ã = A.subsample(δ)`` per sample, Aali et al., ICLR
+    2025); every other MRI / image prior → DAPS (decoupled annealing, Jacobian-free): a plain prior on
+    ``x_t``, and a prior trained on a mixed set — complete samples beside corrupted ones — on ``x_t`` with
+    all-ones mask channels, as it learned its complete samples (30.05 / 27.09 dB at R = 4 / 8 against
+    28.84 / 27.17 through ``A``'s mask, with twice the spread–skill; ``benchmarks/results/mixture.md``).
 
-    Decided on evidence (2026-12-06, ``benchmarks/results/reconstruction.md``: held-out mri-brain,
-    6 slices, R = 4 and 8, priors of 1,000 steps): for the ambient prior DAPS, A-DPS and mmps-iso reach
-    the same PSNR (within 0.07 dB, all above the one-step estimate), but only DAPS and mmps-iso
-    calibrate to 95 % with narrow intervals (A-DPS: 99 % with intervals twice as wide at R = 4) and
-    DAPS has the most informative raw spread (spread-skill 0.36 vs 0.15) and the lowest CRPS; for the
-    oracle prior DAPS is the best sampler at both R (24.16 / 23.37 dB vs DPS 23.63 / 22.86). On the
-    analytic toy DAPS gets the exact posterior mean through ``A``'s mask and the identifiable
-    covariance (``tests/test_toy_posterior.py``). The Jacobian-based covariance samplers
-    (``ambient-mmps``, ``mmps``) diverged with trained networks (2026-11-30) and stay available by name.
+    Decided on evidence (2026-12-07, ``benchmarks/results/reconstruction.md``: held-out mri-brain,
+    6 slices, R = 4 and 8, RSS-estimate scoring, ambient priors of 1,000 and 3,000 steps): A-DPS has the
+    ambient prior's best PSNR and SSIM at both R and both budgets (3,000 steps: 29.03 / 27.71 dB) and is
+    the only sampler that beats the one-step estimate at both (+0.62 / +0.28 dB); DAPS, seen through
+    ``A``'s own mask, returns nearly the one-step estimate plus last-level noise and loses to it
+    (−0.06 / −0.22 dB). A-DPS's raw spread is narrow (spread–skill 0.14 / 0.01): its calibrated intervals
+    rest on the conformal floor. For the oracle prior DAPS is the best sampler at both R. On the analytic
+    toy A-DPS keeps the protected rows and DAPS gets the exact posterior mean
+    (``tests/test_toy_posterior.py``). The Jacobian-based covariance samplers (``ambient-mmps``, ``mmps``)
+    diverged with trained networks (2026-11-30) and stay available by name.
     """
     if prior is None:
         return ZeroFilled
     if getattr(prior, "family", "") == "interferometry":  # a sky prior: closure likelihoods (station gains)
         return LikelihoodDAPS
+    if prior_type(prior) == "ambient" and not learned_complete(prior):
+        return ADPS
     return DAPS
 
 
