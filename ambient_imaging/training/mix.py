@@ -202,11 +202,13 @@ def apply_mix(cfg: Any, data: Any, loss: Any, info: dict[str, Any], notes: list[
                  f"σ_n when noisy), {mix.corrupted_kind} ones with the {cfg.loss} loss (MixtureLoss)")
     notes.append(f"noise gate: --gate {record['mode']}: {record['rule']}")
     share = resolve_clean_share(cfg.clean_share, data.clean_items)
+    if cfg.clean_share == "auto" and cfg.batch_size // cfg.accumulate < 2:
+        share = None  # a one-item batch cannot hold both kinds (the trainer then draws uniformly)
     if share is not None:
         notes.append(f"batches: a share {share:g} of every batch is clean (--clean-share {cfg.clean_share}; the set "
                      f"holds {mix.clean_fraction:.3g}), each kind in its own epochs")
     else:
-        notes.append("batches: drawn uniformly over the set (--clean-share uniform)")
+        notes.append(f"batches: drawn uniformly over the set (--clean-share {cfg.clean_share})")
     return mixture_loss(loss, gate)
 
 
