@@ -37,8 +37,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from ambient_imaging.io import atomic_write_text  # re-exported: the one atomic-write implementation
 
 __all__ = ["TrainConfig", "CONFIG_VERSION", "CLEAN_SHARES", "FAMILIES", "GATES", "LOSSES", "NETWORKS", "SECTIONS",
-           "flat_config",
-           "write_toml", "atomic_write_text", "check_applicable_flags"]
+           "flat_config", "write_toml", "atomic_write_text", "check_applicable_flags"]
 
 #: Version of the run-directory layout / config schema. A run written by a newer
 #: version is refused by :func:`load_prior` with a clear message.
