@@ -9,7 +9,8 @@ from test_training_mixture import _mixed
 
 from ambient_imaging.cli import main
 from ambient_imaging.training import TrainConfig, load_prior
-from ambient_imaging.training.data import ResumableBatchSampler, StratifiedBatchSampler, clean_batch_size
+from ambient_imaging.training.batches import StratifiedBatchSampler, clean_batch_size
+from ambient_imaging.training.data import ResumableBatchSampler
 from ambient_imaging.training.mix import resolve_clean_share
 
 

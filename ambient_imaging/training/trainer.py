@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ambient_imaging.datasets import MeasurementBatch, collate_measurements
 from ambient_imaging.locks import RunLock
 
+from .batches import StratifiedBatchSampler, clean_batch_size
 from .cache import CachedItems
 from .checkpoint import (
     capture_rng,
@@ -51,7 +52,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import ResumableBatchSampler, StratifiedBatchSampler, _mix, clean_batch_size, seed_worker
+from .data import ResumableBatchSampler, _mix, seed_worker
 from .distributed import DistContext, all_reduce_mean, resolve_device
 from .hardware import resolve_precision
 from .losses import Loss, LossOutput
