@@ -105,12 +105,13 @@ def test_auto_oversamples_a_few_clean_samples_and_uniform_does_not(tmp_path, cap
 
 def test_resolve_clean_share_rules():
     few, many = np.arange(10) < 2, np.arange(10) < 7
-    assert resolve_clean_share("auto", few) == 0.5
-    assert resolve_clean_share("auto", many) is None  # clean already half or more: uniform
-    assert resolve_clean_share("auto", None) is None and resolve_clean_share("uniform", few) is None
-    assert resolve_clean_share(0.25, few) == 0.25
+    assert resolve_clean_share("auto", few, 8) == 0.5
+    assert resolve_clean_share("auto", few, 1) is None  # a one-item batch cannot hold both kinds: uniform
+    assert resolve_clean_share("auto", many, 8) is None  # clean already half or more: uniform
+    assert resolve_clean_share("auto", None, 8) is None and resolve_clean_share("uniform", few, 8) is None
+    assert resolve_clean_share(0.25, few, 8) == 0.25
     with pytest.raises(ValueError, match="one kind"):
-        resolve_clean_share(0.25, np.zeros(4, dtype=bool))
+        resolve_clean_share(0.25, np.zeros(4, dtype=bool), 8)
 
 
 def test_cli_refuses_a_clean_share_on_one_kind(tmp_path, capsys):

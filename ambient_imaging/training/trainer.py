@@ -335,9 +335,9 @@ class Trainer:
         batches drawn uniformly."""
         from .mix import resolve_clean_share
 
-        share = resolve_clean_share(self.cfg.clean_share, clean_items)
-        if share is None or (self.cfg.clean_share == "auto" and self.micro_batch < 2):
-            return None  # auto never refuses a batch that cannot hold both kinds: uniform, as asked for nothing
+        share = resolve_clean_share(self.cfg.clean_share, clean_items, self.micro_batch)
+        if share is None:
+            return None
         flags = np.asarray(clean_items, dtype=bool)
         if flags.shape != (len(self.dataset),):  # type: ignore[arg-type]
             raise ValueError(f"clean_items has shape {flags.shape}, the dataset {len(self.dataset)} items")  # type: ignore[arg-type]
