@@ -56,7 +56,7 @@ from ambient_imaging.reconstruction import (
     mri_problem,
     reconstruct,
 )
-from ambient_imaging.reconstruction.run import target_reference
+from ambient_imaging.reconstruction.run import display_magnitude, target_reference
 from ambient_imaging.sampling import MMPS, SENSE, TV, L1Wavelet, Method, choose_lambda, get_method
 
 HERE = Path(__file__).resolve().parent
@@ -188,8 +188,10 @@ def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device)
         scores = []
         for f, s, sl in cal:
             gen = torch.Generator(device=device).manual_seed(args.seed)
-            res = reconstruct(problem(f, s, sl), method, prior, name=name, samples=args.samples, generator=gen,
+            prob = problem(f, s, sl)
+            res = reconstruct(prob, method, prior, name=name, samples=args.samples, generator=gen,
                               target=args.target)
+            save_samples(args, "calibration", prob, pname, name, res)
             if res.info.get("conformal_scores") is not None:
                 scores.append(res.info["conformal_scores"])
         try:
@@ -197,6 +199,23 @@ def calibrate(runs: list[tuple], priors: dict, cal: list, problem, args, device)
         except ValueError as err:  # e.g. the one-step estimate: std 0, nothing to calibrate
             print(f"{name} ({pname}): not calibrated: {err}", file=sys.stderr)
     return out
+
+
+def save_samples(args, split: str, prob, pname: str, name: str, res) -> None:
+    """``--save-samples DIR``: ``DIR/<split>_R<R>_<prior>_<method>_<file>_<slice>.npz``: the samples as target estimates
+    ``(K, H, W)``, the scored reference ``(H, W)`` and the image support, to study calibration offline."""
+    if not args.save_samples or res.samples.shape[0] < 2:
+        return
+    out = Path(args.save_samples)
+    out.mkdir(parents=True, exist_ok=True)
+    t = res.target_samples
+    if t is None:
+        t = torch.stack([display_magnitude(x) for x in res.samples])
+    support = prob.extras.get("support")
+    stem = f"{split}_R{prob.meta['R']:g}_{pname}_{name}_{Path(prob.meta['file']).stem}_{prob.meta['slice']}"
+    np.savez_compressed(out / f"{stem}.npz", samples=t.detach().cpu().numpy(),
+                        reference=target_reference(prob, args.target),
+                        support=np.ones(t.shape[-2:], bool) if support is None else support[0, 0].cpu().numpy())
 
 
 def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[str, tuple]:
@@ -211,6 +230,8 @@ def score_slice(prob, runs, priors, calibrations, args, device, record) -> dict[
         res = reconstruct(prob, method, prior, name=name, samples=args.samples, generator=gen, target=args.target,
                           calibration=calibrations.get((name, pname)))
         secs = time.perf_counter() - t0
+        if prior is not None:
+            save_samples(args, "scored", prob, pname, name, res)
         m = res.metrics
         unc = {k: m.get(k, float("nan")) for k in ("coverage", "coverage_raw", "coverage_90", "spread_skill", "crps",
                                                    "interval_width", "interval_width_calibrated")}
@@ -342,6 +363,8 @@ def main() -> None:
     ap.add_argument("--target", choices=("rss", "sense1"), default="rss", help="scoring reference")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-samples", default=None, metavar="DIR", help="write every posterior run's samples "
+                    "(as target estimates), reference and support per slice to DIR/*.npz (calibration studies)")
     ap.add_argument("--out", default=str(HERE / "results" / "reconstruction.md"))
     args = ap.parse_args()
 

@@ -11,11 +11,11 @@ Each annealing step at noise level ``σ_i`` (a ρ-schedule from ``σ_max`` down 
 3. ``x_{t_{i+1}} = x_0 + σ_{i+1} ε`` (decoupled: the next noisy state comes from the sampled
    clean image, not from an ODE step).
 
-The result is the last ``x_0``: a Langevin sample of the last conditional (``final = "sample"``, the
-paper), or its mean (``final = "mean"``): ``argmin ‖x − x̂_0‖²/r² + ‖A x − y‖²/v`` by conjugate
-gradients. The last level is ``σ_min``, which a prior trained on noisy data keeps at or above its σ_n,
-so a Langevin sample there carries white noise of std ≈ ``σ_min`` on every pixel the data do not pin
-(the null space of ``A``): noise the isotropic ``N(x̂_0, r² I)`` invents, where the true
+The result is the last ``x_0``: the mean of the last conditional (``final = "mean"``, the default):
+``argmin ‖x − x̂_0‖²/r² + ‖A x − y‖²/v`` by conjugate gradients, or a Langevin sample of it
+(``final = "sample"``, the paper). The last level is ``σ_min``, which a prior trained on noisy data
+keeps at or above its σ_n, so a Langevin sample there carries white noise of std ≈ ``σ_min`` on every
+pixel the data do not pin (the null space of ``A``): noise the isotropic ``N(x̂_0, r² I)`` invents, where the true
 ``Cov[x_0 | x_t] = σ² ∂D/∂x_t`` is far smaller. ``"mean"`` ends as EDM samplers do, with a noise-free
 last step; the spread of the samples then comes from the annealing path.
 
@@ -67,9 +67,11 @@ def largest_eigenvalue(op: LinearOperator, template: Tensor, iters: int = 20,
 class DAPS(PosteriorSampler):
     """Decoupled annealing posterior sampling (module docs) for every prior type and operator.
 
-    Defaults: ``steps = 50`` annealing levels on ``[σ_min, σ_max]`` (ρ = 7), ``ode_steps = 1``
-    (``x̂_0 = D(x_t, σ)``), ``langevin_steps = 40``, ``step_scale = 0.5``, noiseless data floored at
-    ``sigma_y_floor = 1e-3``. A mask-conditioned ambient prior (``ambient``, set by :meth:`fit`)
+    Defaults: ``steps = 100`` annealing levels on ``[σ_min, σ_max]`` (ρ = 7), ``ode_steps = 1``
+    (``x̂_0 = D(x_t, σ)``), ``langevin_steps = 20``, ``step_scale = 0.5``, noiseless data floored at
+    ``sigma_y_floor = 1e-3``, and the mean ending (``final = "mean"``, ``final_iters = 30`` CG iterations;
+    ``benchmarks/results/reconstruction.md``: better than the sample ending for every prior measured).
+    A mask-conditioned ambient prior (``ambient``, set by :meth:`fit`)
     is evaluated through ``A``'s own mask (``ensemble = 0``, as the one-step estimate), or through
     ``ensemble = k`` fresh training-type masks per call, averaged
     (:class:`~ambient_imaging.sampling.ensemble.MaskEnsembleDenoiser`, at the prior's δ).
@@ -94,7 +96,7 @@ class DAPS(PosteriorSampler):
     with_own: bool = True
     delta: float = 0.0
     mask: str = "auto"
-    final: str = "sample"
+    final: str = "mean"
     final_iters: int = 30
 
     def __post_init__(self):
