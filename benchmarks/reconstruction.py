@@ -22,7 +22,7 @@ scale ``q`` per R, prior and method), then on the scored slices ``coverage`` (ca
 seconds per slice and network evaluations (NFE) per sample.
 
     python benchmarks/reconstruction.py --ambient-prior runs/amb --naive-prior runs/naive \\
-        --oracle-prior runs/oracle --max-slices 6 --calibration-slices 2 --samples 4
+        --oracle-prior runs/oracle --max-slices 6 --calibration-slices 4 --samples 4
 
 Without ``--data`` the embedded ``mri-brain`` set is built into ``benchmarks/.cache`` and its
 held-out split is used. Writes ``benchmarks/results/reconstruction.md`` and ``.json`` (``--out``).
@@ -350,7 +350,7 @@ def main() -> None:
     ap.add_argument("--accelerations", default="4,8")
     ap.add_argument("--mask-kind", default="random")
     ap.add_argument("--max-slices", type=int, default=6, help="scored slices")
-    ap.add_argument("--calibration-slices", type=int, default=2, help="held-out slices for the conformal "
+    ap.add_argument("--calibration-slices", type=int, default=4, help="held-out slices for the conformal "
                     "calibration of the std maps (not scored)")
     ap.add_argument("--samples", type=int, default=4, help="posterior samples per slice")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: each sampler's)")
