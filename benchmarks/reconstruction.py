@@ -16,7 +16,8 @@ SSIM 7×7, data range = reference max), every method's image mapped the same way
 that target (:meth:`~ambient_imaging.operators.MultiCoilMRI.rss_estimate`: measured k-space kept, the
 noise floor of the unmeasured part added), and PSNR inside the object (reference above 5 % of its
 maximum) as a second column. Uncertainty (posterior samplers, ≥ 2 samples): split-conformal
-calibration of the std map on ``--calibration-slices`` held-out slices that are not scored (one
+calibration of the std map on ``--calibration-slices`` held-out slices that are not scored, drawn
+like the scored ones (``--split exchangeable``: round-robin over the volumes, then a seeded random split; one
 scale ``q`` per R, prior and method), then on the scored slices ``coverage`` (calibrated 2σ),
 ``coverage_raw``, ``spread_skill``, ``crps`` and ``interval_width`` (``metrics.calibration``);
 seconds per slice and network evaluations (NFE) per sample.
@@ -72,23 +73,50 @@ def embedded_set(name: str) -> Path:
     return cache
 
 
-def heldout_slices(data: str | None, n: int) -> list[tuple[Path, int, dict]]:
-    """``(file, slice, slice dict)`` of up to ``n`` fully sampled slices, central slices first."""
+def _volume_slices(f: Path):
+    """``(file, slice, slice dict)`` of one volume's fully sampled slices, central slices first."""
+    s_n = int(fastmri_info(f)["slices"])
+    mid = s_n // 2
+    for s in sorted(range(s_n), key=lambda i: abs(i - mid)):
+        sl = read_fastmri_slice(f, s)
+        if sl["mask_stored"] and not np.all(sl["mask"]):
+            return  # undersampled file: not usable as ground truth
+        yield f, s, sl
+
+
+def heldout_slices(data: str | None, n: int, interleave: bool = True) -> list[tuple[Path, int, dict]]:
+    """``(file, slice, slice dict)`` of up to ``n`` fully sampled slices, central slices first.
+
+    ``interleave``: round-robin over the volumes (every volume gives its central slice before any gives
+    its second), so that the slices span the held-out subjects; otherwise volume by volume."""
     root = Path(data) if data else embedded_set("mri-brain") / "val"
     files = sorted(root.rglob("*.h5")) if root.is_dir() else [root]
-    files = [f for f in files if not f.name.endswith(".maps.h5")]
-    out = []
-    for f in files:
-        s_n = int(fastmri_info(f)["slices"])
-        mid = s_n // 2
-        for s in sorted(range(s_n), key=lambda i: abs(i - mid)):
-            sl = read_fastmri_slice(f, s)
-            if sl["mask_stored"] and not np.all(sl["mask"]):
-                break  # undersampled file: not usable as ground truth
-            out.append((f, s, sl))
-            if len(out) >= n:
-                return out
+    volumes = [_volume_slices(f) for f in files if not f.name.endswith(".maps.h5")]
+    out: list[tuple[Path, int, dict]] = []
+    while volumes and len(out) < n:
+        for v in list(volumes):
+            got = next(v, None)
+            if got is None:
+                volumes.remove(v)
+            else:
+                out.append(got)
+            if len(out) >= n or not interleave and got is not None:
+                break
     return out
+
+
+def split_heldout(pool: list, n_calibration: int, seed: int | None) -> tuple[list, list, tuple]:
+    """``(scored, calibration, validation)`` slices of ``pool``.
+
+    With a ``seed``, a seeded random split: split-conformal calibration assumes the calibration slices
+    exchangeable with the scored ones, which a split by position (one volume scored, another
+    calibrating) is not. Without, by position: the last slice chooses λ, the ``n_calibration`` before it
+    calibrate, the rest are scored (the protocol before 2026-12-07's third session)."""
+    if seed is not None:
+        pool = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
+    *rest, val = pool
+    cut = len(rest) - n_calibration
+    return rest[:cut], rest[cut:], val
 
 
 def support_coverage(samples: torch.Tensor, reference: torch.Tensor) -> float:
@@ -362,18 +390,25 @@ def main() -> None:
                          "(e.g. daps:ensemble=4, the fresh-mask ensemble)")
     ap.add_argument("--target", choices=("rss", "sense1"), default="rss", help="scoring reference")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="masks, samplers and the exchangeable split")
+    ap.add_argument("--split", choices=("exchangeable", "ordered"), default="exchangeable",
+                    help="exchangeable (default): slices round-robin over the held-out volumes, then a seeded "
+                    "random split into scored / calibration / λ slices; ordered: volume by volume, the last "
+                    "slice for λ and the ones before it for calibration (before 2026-12-07's third session)")
     ap.add_argument("--save-samples", default=None, metavar="DIR", help="write every posterior run's samples "
                     "(as target estimates), reference and support per slice to DIR/*.npz (calibration studies)")
     ap.add_argument("--out", default=str(HERE / "results" / "reconstruction.md"))
     args = ap.parse_args()
 
     device = torch.device(args.device)
-    data = heldout_slices(args.data, args.max_slices + args.calibration_slices + 1)
-    if len(data) < 2 + args.calibration_slices:
+    exchangeable = args.split == "exchangeable"
+    pool = heldout_slices(args.data, args.max_slices + args.calibration_slices + 1, interleave=exchangeable)
+    if len(pool) < 2 + args.calibration_slices:
         sys.exit("need at least 2 fully sampled slices beyond the calibration slices (one chooses λ)")
-    val = data.pop()  # λ is chosen here; this slice is not scored
-    cal, data = data[len(data) - args.calibration_slices:], data[: len(data) - args.calibration_slices]
+    data, cal, val = split_heldout(pool, args.calibration_slices, args.seed if exchangeable else None)
+    args.slices = {"scored": [f"{f.name}:{s}" for f, s, _ in data],
+                   "calibration": [f"{f.name}:{s}" for f, s, _ in cal], "validation": f"{val[0].name}:{val[1]}"}
+    print(f"slices: {args.slices}", file=sys.stderr)
     from ambient_imaging.training import load_prior
 
     named = [("ambient", args.ambient_prior), ("naive", args.naive_prior), ("oracle", args.oracle_prior)]

@@ -101,4 +101,5 @@ def test_build_mri_brain_slices_per_file_sets_the_clean_fraction_finely(tmp_path
     assert len(b["clean_files"]) > len(a["clean_files"])
     capsys.readouterr()
     assert main([*args, "--slices-per-file", "0", "--out", str(tmp_path / "bad")]) != 0
-    assert "--slices-per-file 0: must be >= 1" in capsys.readouterr().err
+    assert "slices_per_file must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

@@ -101,8 +101,6 @@ def _build(args: argparse.Namespace) -> int:
                 raise ValueError(f"--clean-fraction {args.clean_fraction}: must be in [0, 1]")
             want["clean_fraction"] = float(args.clean_fraction)
         if args.slices_per_file is not None:
-            if args.slices_per_file < 1:
-                raise ValueError(f"--slices-per-file {args.slices_per_file}: must be >= 1")
             if args.matrix is not None:
                 raise ValueError("--slices-per-file applies to the 64x64 axial build, not to --matrix builds")
             want["slices_per_file"] = int(args.slices_per_file)

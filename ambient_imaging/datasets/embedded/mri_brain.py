@@ -140,6 +140,9 @@ def build_mri_brain(
     if n_coils < 1:
         raise ValueError(f"build_mri_brain: n_coils must be >= 1, got {n_coils}")
     block = int(block or preset["block"])
+    per_file = int(preset["per_file"] if slices_per_file is None else slices_per_file)
+    if per_file < 1:  # checked before anything is written (0 must not fall back to the preset)
+        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {per_file}")
     t0 = time.perf_counter()
     out = Path(out_dir)
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -158,7 +161,6 @@ def build_mri_brain(
 
     common = {"source": "MNI152 ICBM 2009a symmetric T1 (nilearn)", "snr": float(snr), "pixel_spacing_mm": spacing,
               "seed": int(seed), "dataset": "mri-brain", "size": size}
-    per_file = int(slices_per_file or preset["per_file"])
     train_chunks = _chunks(train_idx, per_file)
     val_chunks = [c for b in sorted(held) if (c := [i for i in val_idx if blocks[i] == b])]
     clean = _clean_files(clean_fraction, len(train_chunks))
@@ -203,9 +205,7 @@ def _split(s: int, block: int, gap: int) -> tuple[np.ndarray, set[int], list[int
 
 
 def _chunks(idx: list[int], per_file: int) -> list[list[int]]:
-    """``idx`` in consecutive files of ``per_file`` slices (the last may hold fewer)."""
-    if per_file < 1:
-        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {per_file}")
+    """``idx`` in consecutive files of ``per_file`` (≥ 1) slices (the last may hold fewer)."""
     return [idx[i : i + per_file] for i in range(0, len(idx), per_file)]
 
 
