@@ -330,7 +330,8 @@ def write_report(rows: list[dict], args, priors: dict, n_scored: int, device) ->
         "# Reconstruction benchmark (held-out embedded mri-brain slices)",
         "",
         f"{dt.date.today().isoformat()}, {machine}, torch {torch.__version__}. {n_scored} scored slices, "
-        f"{args.calibration_slices} calibration slices, {args.samples} posterior samples per slice, masks "
+        f"{args.calibration_slices} calibration slices ({args.split} split: {getattr(args, 'slices', '')}), "
+        f"{args.samples} posterior samples per slice, masks "
         f"`{args.mask_kind}` lines with the default centre (one mask per slice, shared by all methods). Priors: "
         + ", ".join(f"{k}={getattr(v, 'run_dir', '')}" for k, v in priors.items())
         + f". PSNR/SSIM/NMSE on magnitudes vs the {args.target} reference (whole image"

@@ -135,8 +135,9 @@ def test_default_posterior_sampler_per_prior_type():
     assert isinstance(s, ADPS) and default_method_name(ambient) == s.name == "adps" and s.delta == 0.1
     assert s.sigma_min == 0.01
     mixed = SimpleNamespace(**vars(ambient), info={"data_mix": {"clean_slices": 16, "corrupted_slices": 89}})
-    s = default_method(mixed).for_prior(mixed)  # learned complete slices too: DAPS on x_t, all-ones masks
-    assert type(s) is DAPS and s.mask == "ones" and s.ambient
+    s = default_method(mixed).for_prior(mixed)  # a mixed set: A-DPS too (DAPS on all-ones masks drew the
+    assert isinstance(s, ADPS) and s.delta == 0.1  # few complete samples' anatomy onto held-out volumes)
+    assert make_method("daps", mixed).mask == "ones"  # DAPS by name still samples it as it learned its complete slices
     for prior, smin in ((naive, 0.03), (tweedie, 0.1)):
         s = default_method(prior).for_prior(prior, steps=7)
         assert type(s) is DAPS and s.name == default_method_name(prior) == "daps" and not s.ambient

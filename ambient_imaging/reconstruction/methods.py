@@ -24,7 +24,7 @@ from ambient_imaging.sampling import (
     method_names,
 )
 from ambient_imaging.sampling.likelihood_daps import LikelihoodDAPS
-from ambient_imaging.sampling.posterior import learned_complete, prior_type
+from ambient_imaging.sampling.posterior import prior_type
 
 __all__ = [
     "POSTERIOR",
@@ -47,29 +47,31 @@ def default_method(prior: Any | None) -> type[Method]:
     """The method a prior gets by default (``docs/sampling.md``): none → zero-filled; a sky prior
     (family ``interferometry``) → ``likelihood-daps`` (closure likelihoods: VLBI data carry station gains;
     decoupled annealing with a proximal L-BFGS data step: on the simulated EHT benchmark of 2026-12-07 it
-    fits the closures to χ² ≈ 1–2 per sample where ``likelihood-dps`` stays in the hundreds); an ambient
-    prior trained on corrupted data alone → A-DPS (``Ã = A.subsample(δ)`` per sample, Aali et al., ICLR
-    2025); every other MRI / image prior → DAPS (decoupled annealing, Jacobian-free): a plain prior on
-    ``x_t``, and a prior trained on a mixed set — complete samples beside corrupted ones — on ``x_t`` with
-    all-ones mask channels, as it learned its complete samples (30.05 / 27.09 dB at R = 4 / 8 against
-    28.84 / 27.17 through ``A``'s mask, with twice the spread–skill; ``benchmarks/results/mixture.md``).
+    fits the closures to χ² ≈ 1–2 per sample where ``likelihood-dps`` stays in the hundreds); a
+    mask-conditioned ambient prior → A-DPS (``Ã = A.subsample(δ)`` per sample, Aali et al., ICLR 2025),
+    whether it was trained on corrupted data alone or on a mixed set; every other MRI / image prior (plain:
+    oracle, naive, Tweedie) → DAPS (decoupled annealing, Jacobian-free, ending with the last conditional's
+    mean).
 
     Decided on evidence (2026-12-07, ``benchmarks/results/reconstruction.md``: held-out mri-brain,
-    6 slices, R = 4 and 8, RSS-estimate scoring, ambient priors of 1,000 and 3,000 steps): A-DPS has the
-    ambient prior's best PSNR and SSIM at both R and both budgets (3,000 steps: 29.03 / 27.71 dB) and is
-    the only sampler that beats the one-step estimate at both (+0.62 / +0.28 dB); DAPS, seen through
-    ``A``'s own mask, returns nearly the one-step estimate plus last-level noise and loses to it
-    (−0.06 / −0.22 dB). A-DPS's raw spread is narrow (spread–skill 0.14 / 0.01): its calibrated intervals
-    rest on the conformal floor. For the oracle prior DAPS is the best sampler at both R. On the analytic
-    toy A-DPS keeps the protected rows and DAPS gets the exact posterior mean
-    (``tests/test_toy_posterior.py``). The Jacobian-based covariance samplers (``ambient-mmps``, ``mmps``)
-    diverged with trained networks (2026-11-30) and stay available by name.
+    6 slices from three held-out volumes, 4 calibration slices drawn like them, R = 4 and 8, RSS-estimate
+    scoring): with the ambient prior (5,000 steps) A-DPS gives 28.77 / 27.44 dB against tuned TV's 27.39 /
+    24.83, beats its one-step estimate (+0.63 / +0.33 dB), and its calibrated coverage is 98.0 / 97.6 %.
+    It had the ambient prior's best PSNR and SSIM at 1,000 and 3,000 steps too
+    (``reconstruction_ordered.md``); DAPS seen through ``A``'s own mask returns nearly the one-step
+    estimate. For a mixed prior (15 % of slices fully sampled) A-DPS gives 28.73 / 27.60 dB against
+    DAPS-on-all-ones-masks' 28.69 / 25.91: DAPS drew the anatomy of the few complete samples onto a
+    held-out volume they do not cover (21.7–23.9 dB there), where A-DPS stays at 26.9–28.5 dB
+    (``mixture.md``). For the oracle prior DAPS is the best sampler at both R. On the analytic toy A-DPS
+    keeps the protected rows and DAPS gets the exact posterior mean (``tests/test_toy_posterior.py``). The
+    Jacobian-based covariance samplers (``ambient-mmps``, ``mmps``) diverged with trained networks
+    (2026-11-30) and stay available by name.
     """
     if prior is None:
         return ZeroFilled
     if getattr(prior, "family", "") == "interferometry":  # a sky prior: closure likelihoods (station gains)
         return LikelihoodDAPS
-    if prior_type(prior) == "ambient" and not learned_complete(prior):
+    if prior_type(prior) == "ambient":  # corrupted data alone, or a mixed set
         return ADPS
     return DAPS
 

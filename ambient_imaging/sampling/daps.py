@@ -70,7 +70,7 @@ class DAPS(PosteriorSampler):
     Defaults: ``steps = 100`` annealing levels on ``[σ_min, σ_max]`` (ρ = 7), ``ode_steps = 1``
     (``x̂_0 = D(x_t, σ)``), ``langevin_steps = 20``, ``step_scale = 0.5``, noiseless data floored at
     ``sigma_y_floor = 1e-3``, and the mean ending (``final = "mean"``, ``final_iters = 30`` CG iterations;
-    ``benchmarks/results/reconstruction.md``: better than the sample ending for every prior measured).
+    ``benchmarks/results/reconstruction_ordered.md``: better than the sample ending for every prior measured).
     A mask-conditioned ambient prior (``ambient``, set by :meth:`fit`)
     is evaluated through ``A``'s own mask (``ensemble = 0``, as the one-step estimate), or through
     ``ensemble = k`` fresh training-type masks per call, averaged

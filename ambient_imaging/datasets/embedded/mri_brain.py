@@ -140,9 +140,7 @@ def build_mri_brain(
     if n_coils < 1:
         raise ValueError(f"build_mri_brain: n_coils must be >= 1, got {n_coils}")
     block = int(block or preset["block"])
-    per_file = int(preset["per_file"] if slices_per_file is None else slices_per_file)
-    if per_file < 1:  # checked before anything is written (0 must not fall back to the preset)
-        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {per_file}")
+    per_file = _per_file(slices_per_file, preset)  # checked before anything is written
     t0 = time.perf_counter()
     out = Path(out_dir)
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -202,6 +200,14 @@ def _split(s: int, block: int, gap: int) -> tuple[np.ndarray, set[int], list[int
     near = {j for i in val_idx for j in range(i - gap, i + gap + 1)}
     train_idx = [i for i in range(s) if i not in near]
     return blocks, held, val_idx, train_idx
+
+
+def _per_file(slices_per_file: int | None, preset: dict[str, Any]) -> int:
+    """Training slices per file: the preset's unless given; ≥ 1 (0 must not fall back to the preset)."""
+    per_file = int(preset["per_file"] if slices_per_file is None else slices_per_file)
+    if per_file < 1:
+        raise ValueError(f"build_mri_brain: slices_per_file must be >= 1, got {per_file}")
+    return per_file
 
 
 def _chunks(idx: list[int], per_file: int) -> list[list[int]]:
