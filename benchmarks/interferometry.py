@@ -43,6 +43,7 @@ import argparse
 import datetime as dt
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -331,7 +332,8 @@ def markdown(meta: dict, summary: list[dict], rows: list[dict], argv: list[str])
         lines.append(f"| {k} ({td:.1f}) | " + " | ".join(cells) + " |")
     lines += ["", "Anchors (InverseBench black hole, χ² cphase/logcamp): RML 1.25/1.26, PnP-DM 1.31/1.20, "
               "DAPS 1.30/1.23.", "",
-              f"Command: `OMP_NUM_THREADS=1 python benchmarks/interferometry.py {' '.join(argv)}`"]
+              f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/interferometry.py "
+              f"{' '.join(shlex.quote(a) for a in argv)}`"]
     return "\n".join(lines) + "\n"
 
 
