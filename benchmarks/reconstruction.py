@@ -111,7 +111,7 @@ def split_heldout(pool: list, n_calibration: int, seed: int | None) -> tuple[lis
     With a ``seed``, a seeded random split: split-conformal calibration assumes the calibration slices
     exchangeable with the scored ones, which a split by position (one volume scored, another
     calibrating) is not. Without, by position: the last slice chooses λ, the ``n_calibration`` before it
-    calibrate, the rest are scored (the protocol before 2026-12-07's third session)."""
+    calibrate, the rest are scored (the protocol of ``results/reconstruction_ordered.md``)."""
     if seed is not None:
         pool = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
     *rest, val = pool
@@ -395,7 +395,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("exchangeable", "ordered"), default="exchangeable",
                     help="exchangeable (default): slices round-robin over the held-out volumes, then a seeded "
                     "random split into scored / calibration / λ slices; ordered: volume by volume, the last "
-                    "slice for λ and the ones before it for calibration (before 2026-12-07's third session)")
+                    "slice for λ and the ones before it for calibration (results/reconstruction_ordered.md)")
     ap.add_argument("--save-samples", default=None, metavar="DIR", help="write every posterior run's samples "
                     "(as target estimates), reference and support per slice to DIR/*.npz (calibration studies)")
     ap.add_argument("--out", default=str(HERE / "results" / "reconstruction.md"))
