@@ -53,6 +53,26 @@ def test_nufft_matches_direct_dft(backend, shape):
     assert _rel(v32.to(torch.complex128), direct_dft2d(x, pts)) < 5e-5
 
 
+def test_finufft_runs_small_problems_on_one_thread_and_large_ones_threaded_with_the_same_result():
+    from ambient_imaging.operators import nufft as nu
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert nu._finufft_threads(5_000) == 1  # EHT-sized: thread start-up would cost more than the transform
+        assert nu._finufft_threads(nu.FINUFFT_SERIAL_POINTS) == 2  # large: torch's intra-op thread count
+        torch.set_num_threads(1)
+        assert nu._finufft_threads(10 * nu.FINUFFT_SERIAL_POINTS) == 1
+    finally:
+        torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn((1, 12, 10), generator=g, dtype=torch.complex128)
+    pts = torch.rand((nu.FINUFFT_SERIAL_POINTS + 10, 2), generator=g, dtype=torch.float64) - 0.5
+    assert _rel(nufft2d_type2(x, pts, backend="finufft"), direct_dft2d(x, pts)) < 1e-6
+    c = torch.randn((1, pts.shape[0]), generator=g, dtype=torch.complex128)
+    assert _rel(nufft2d_type1(c, pts, (12, 10), backend="finufft"), direct_dft2d_adjoint(c, pts, (12, 10))) < 1e-6
+
+
 def test_nufft_double_is_near_machine_precision_and_shared_points_batch():
     g = torch.Generator().manual_seed(2)
     x = torch.randn((3, 32, 32), generator=g, dtype=torch.float64)  # real input is promoted
