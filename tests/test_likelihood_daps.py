@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from _closure_toy import GaussianPrior, N, closure_toy
 
@@ -10,7 +11,8 @@ from ambient_imaging.sampling.likelihood_posterior import LikelihoodPosterior
 from ambient_imaging.sampling.registry import get_method, method_names
 
 
-def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood() -> None:
+@pytest.mark.parametrize("positivity", ["softplus", "exp"])
+def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood(positivity: str) -> None:
     """L(x) = ‖x − a‖²/(2v): argmin L + ‖x − x̂‖²/(2r²) = (a/v + x̂/r²) / (1/v + 1/r²) (positive here)."""
     h = w = 4
     a = torch.linspace(0.5, 2.0, h * w, dtype=torch.float64).reshape(1, 1, h, w)
@@ -19,13 +21,18 @@ def test_data_step_is_the_proximal_point_of_a_quadratic_likelihood() -> None:
                      flux=1.0, scale=1.0, shape=(h, w), compact=None, conditioning="x_t")
     for r in (0.1, 1.0, 10.0):
         want = (a / 0.1 + x_hat / r**2) / (1 / 0.1 + 1 / r**2)
-        got = LikelihoodDAPS("cphase", iters=100).data_step(ctx, x_hat, r)
+        got = LikelihoodDAPS("cphase", iters=100, positivity=positivity).data_step(ctx, x_hat, r)
         assert torch.allclose(got, want, atol=1e-6), r
     # positivity: a negative optimum is approached from above, never crossed
     below = LikelihoodPosterior(None, {}, lambda img: 0.5 * ((img + 1.0) ** 2).sum(dim=(1, 2, 3)), 1.0, 1.0, (h, w),
                                 None, "")
-    neg = LikelihoodDAPS("cphase", iters=100).data_step(below, x_hat, 1.0)
+    neg = LikelihoodDAPS("cphase", iters=100, positivity=positivity).data_step(below, x_hat, 1.0)
     assert bool((neg > 0).all()) and float(neg.max()) < 0.6
+
+
+def test_data_step_parametrisation_is_checked() -> None:
+    with pytest.raises(ValueError, match="positivity must be 'softplus' or 'exp'"):
+        LikelihoodDAPS("cphase", positivity="square")
 
 
 def test_closure_daps_fits_the_closures_far_better_than_dps_and_the_prior_alone() -> None:
@@ -64,3 +71,23 @@ def test_gaussian_toy_mean_is_the_posterior_mean_and_the_spread_is_narrower_than
     assert float((x.mean(0) - m).abs().max()) < 0.1 * float((mu - m).abs().max())
     ratio = x.std(0) / cov.diag().sqrt()
     assert 0.4 < float(ratio.min()) and float(ratio.max()) < 1.0
+
+
+def test_a_sample_that_does_not_fit_the_data_is_named_and_warned_about() -> None:
+    from ambient_imaging.sampling.likelihood_posterior import failed_samples
+
+    assert failed_samples({"chi2_cphase": [1.0, 1.1, 0.9, 5.0], "chi2_logcamp": [1.0, 1.2, 3.0, 1.0]}) == [2, 3]
+    assert failed_samples({"chi2_cphase": [1.4, 1.9, 1.5]}) == []  # below the floor of 2: all fit
+    assert failed_samples({"chi2_cphase": [30.0, 31.0, 29.0]}) == []  # all alike: the mean's χ² warns instead
+
+    class OneBadSample(LikelihoodDAPS):
+        def _sample(self, ctx, k, generator):
+            x = super()._sample(ctx, k, generator)
+            x[1] = x[1] + 0.5 * x[1].max() * (torch.rand(x[1].shape, generator=generator) > 0.97)  # stray points
+            return x
+
+    y, op, net = closure_toy(0.05)
+    rec = OneBadSample("cphase,logcamp", steps=12, iters=20)(net, y, op, samples=3,
+                                                            generator=torch.Generator().manual_seed(0))
+    assert rec.info["failed_samples"] == [[1]]
+    assert any("1 of 3 samples do not fit the data" in w and "samples [1]" in w for w in rec.info["warnings"])

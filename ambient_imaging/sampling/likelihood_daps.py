@@ -6,8 +6,8 @@ step is Langevin dynamics. Closure likelihoods are too badly conditioned for a p
 (a log closure amplitude's curvature grows as ``1/|V|²`` on faint baselines: a step that suits those
 stalls everywhere else; measured on a simulated EHT crescent, the chains either did not move or
 diverged). Here the data step is the *mode* of the same decoupled conditional, as ReSample
-(Song et al., ICLR 2024) does, found by L-BFGS on ``log x`` (positive images, the parametrisation
-that makes closure imaging tractable for RML):
+(Song et al., ICLR 2024) does, found by L-BFGS on a positive parametrisation of ``x``
+(``x = softplus(z)`` by default, ``x = exp(z)`` as RML does; see ``positivity`` below):
 
 1. ``x̂_0 = D(x_t, σ_i)``;
 2. ``x_0 = argmin_{x > 0}  L(s x) + ‖x − x̂_0‖² / (2 r_i²)`` from ``x̂_0`` (``L`` the weighted negative
@@ -16,6 +16,14 @@ that makes closure imaging tractable for RML):
 3. ``x_{t_{i+1}} = x_0 + σ_{i+1} ε``.
 
 Early levels (``r`` large) let the data shape ``x_0``; late ones keep it near the prior's estimate.
+
+**Positivity.** With ``x = exp(z)`` the gradient in ``z`` is ``x ∇_x``, so L-BFGS moves every pixel
+multiplicatively, faint ones included: at mid levels (``r`` ≈ 1–7) a data step could grow isolated faint
+pixels into bright points, which the denoiser (trained on skies with point sources) then kept. On the five
+simulated EHT crescents of ``benchmarks/interferometry.py`` (8 samples each, seed 0) 3 of 40 samples ended with
+closure χ² ≈ 5 and a few bright pixels off the ring (``docs/figures/interferometry.png`` of 2026-12-07); with
+``x = softplus(z)`` (gradient ``sigmoid(z) ∇_x``: additive near zero, multiplicative only where
+``x`` is small and shrinking) none did, and single-sample χ² fell (median ~1.1 → ~1.08).
 The samples differ through the re-noising only, so their spread is a heuristic uncertainty (no
 Langevin chain samples the conditional): the benchmark reports how often it covers the truth.
 
@@ -43,7 +51,8 @@ class LikelihoodDAPS(LikelihoodSampler):
 
     Args (besides :class:`~.likelihood_posterior.LikelihoodSampler`'s): steps: annealing levels (default 30).
     iters: L-BFGS iterations of each data step (default 50). floor: the smallest pixel of ``x̂_0`` kept
-    positive, as a fraction of its maximum (default 1e-4).
+    positive, as a fraction of its maximum (default 1e-4). positivity: ``"softplus"`` (default) or
+    ``"exp"``, the parametrisation of the data step (module docs).
     """
 
     name = "likelihood-daps"
@@ -52,29 +61,43 @@ class LikelihoodDAPS(LikelihoodSampler):
     steps: int = 30
     iters: int = 50
     floor: float = 1e-4
+    positivity: str = "softplus"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.positivity not in ("softplus", "exp"):
+            raise ValueError(f"likelihood-daps: positivity must be 'softplus' or 'exp', got {self.positivity!r}")
 
     def settings(self) -> dict[str, Any]:
-        """``iters`` and ``floor`` (recorded in ``Reconstruction.info``)."""
-        return {"iters": self.iters, "floor": self.floor}
+        """``iters``, ``floor`` and ``positivity`` (recorded in ``Reconstruction.info``)."""
+        return {"iters": self.iters, "floor": self.floor, "positivity": self.positivity}
+
+    def _to_x(self, z: Tensor) -> Tensor:
+        return torch.nn.functional.softplus(z) if self.positivity == "softplus" else torch.exp(z)
+
+    def _to_z(self, x: Tensor) -> Tensor:
+        # the inverse of softplus, log(e^x − 1) = x + log(1 − e^{−x}), stable for large and small x
+        return x + torch.log(-torch.expm1(-x)) if self.positivity == "softplus" else torch.log(x)
 
     def data_step(self, ctx: LikelihoodPosterior, x0_hat: Tensor, r: float) -> Tensor:
-        """``argmin_{x>0} L(s x) + ‖x − x̂_0‖²/(2r²)`` by L-BFGS on ``log x``, from ``x̂_0`` (clipped positive)."""
+        """``argmin_{x>0} L(s x) + ‖x − x̂_0‖²/(2r²)`` by L-BFGS on ``z`` (``x = softplus(z)`` or ``exp(z)``), from
+        ``x̂_0`` (clipped positive)."""
         peak = x0_hat.flatten(1).amax(1).clamp_min(1e-30).reshape(-1, 1, 1, 1)
         start = torch.maximum(x0_hat, self.floor * peak)
-        z = torch.log(start).detach().requires_grad_(True)
+        z = self._to_z(start).detach().requires_grad_(True)
         opt = torch.optim.LBFGS([z], lr=1.0, max_iter=int(self.iters), history_size=10,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-14)
 
         def objective() -> Tensor:
             opt.zero_grad()
-            x = torch.exp(z)
+            x = self._to_x(z)
             obj = (ctx.nll(x * ctx.scale) + ((x - x0_hat) ** 2).sum(dim=(1, 2, 3)) / (2 * r**2)).sum()
             obj.backward()
             return obj
 
         with torch.enable_grad():
             opt.step(objective)
-        return torch.exp(z).detach()
+        return self._to_x(z).detach()
 
     def _sample(self, ctx: LikelihoodPosterior, k: int, generator) -> Tensor:
         """Anneal: denoise, the proximal data step around the estimate, re-noise."""
