@@ -10,8 +10,9 @@
 3. reconstructs the held-out slices at R=4 with the prior's default posterior
    sampler and with the zero-filled and L1-wavelet baselines, through the same
    reconstruction layer as ``ambient-imaging reconstruct``; the prior's std map is
-   calibrated (split conformal) on one more held-out file that is never scored
-   (``data/calibration/``);
+   calibrated (split conformal) on 4 held-out slices that are never scored
+   (``data/calibration/``), drawn at random from the same pool as the scored ones
+   (``data/val/``) so that the calibrated coverage holds for them;
 4. prints a table (PSNR/SSIM/NMSE, seconds per slice) and writes NetCDF
    outputs, metrics JSON/CSV and a comparison figure into one folder.
 
@@ -64,7 +65,7 @@ class QuickstartConfig:
 
     def resolve(self) -> QuickstartConfig:
         """Fill the device-dependent defaults: on a GPU the 'small' network and every
-        held-out slice; on a CPU the 'tiny' network and 2 slices per held-out file
+        held-out slice; on a CPU the 'tiny' network and 2 scored slices per held-out file (drawn at random)
         (so that the whole quickstart stays near 20 minutes on 2 cores)."""
         import torch
 
@@ -152,15 +153,12 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
     from ambient_imaging.training import load_prior
 
     val = data_dir / "val"
-    calib = _calibration_split(data_dir)
+    calib = _heldout_split(cfg, data_dir)
     files = sorted(val.glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"{val}: no held-out files (was the data build interrupted? delete {data_dir})")
     device = resolve_device(cfg.device)
     prior = load_prior(run_dir, device)
-    slices = None
-    if cfg.max_slices:
-        slices = "0" if cfg.max_slices == 1 else f"0-{cfg.max_slices - 1}"
     for i, method in enumerate(cfg.methods):
         name = default_method_name(prior) if method == "prior" else method
         target = results / ("prior-" + name if method == "prior" else method)
@@ -171,7 +169,7 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
         uses_prior = get_method(name).needs_prior
         calibrate = str(calib) if (uses_prior and calib is not None and cfg.samples >= 2) else None
         opts = ReconstructOptions(method=name, samples=cfg.samples if uses_prior else 1, steps=cfg.sampler_steps,
-                                  acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed, slices=slices,
+                                  acceleration=cfg.acceleration, mask_seed=cfg.seed, seed=cfg.seed,
                                   calibrate=calibrate)
         try:
             reconstruct_path(val, target, prior if uses_prior else None, opts, device=device, say=_say)
@@ -179,19 +177,62 @@ def _reconstruct(cfg: QuickstartConfig, data_dir: Path, run_dir: Path, results: 
             raise QuickstartError(f"quickstart: reconstructing with {name} failed: {err}") from err
 
 
-def _calibration_split(data_dir: Path) -> Path | None:
-    """``data/calibration/``: the last held-out file, moved out of ``val/`` so that the split-conformal
-    calibration of the std map (``reconstruct --calibrate``) never sees a scored slice. ``None`` when
-    there is a single held-out file (nothing to spare: the std is reported uncalibrated)."""
-    calib = data_dir / "calibration"
-    if any(calib.glob("*.h5")):
-        return calib
-    files = sorted((data_dir / "val").glob("*.h5"))
-    if len(files) < 2:
-        return None
-    calib.mkdir(exist_ok=True)
-    files[-1].replace(calib / files[-1].name)
-    return calib
+CALIBRATION_SLICES = 4
+
+
+def _heldout_split(cfg: QuickstartConfig, data_dir: Path) -> Path | None:
+    """Split the held-out slices at random (seed ``cfg.seed``) into scored and calibration slices.
+
+    Split conformal calibration promises its coverage only on slices exchangeable with the calibration ones
+    (``docs/sampling.md``, "Choose calibration slices like the ones you will reconstruct"). So the held-out
+    files move to ``data/heldout/`` untouched, every slice of them goes into one pool, and a seeded shuffle
+    gives :data:`CALIBRATION_SLICES` calibration slices (``data/calibration/``) and the scored ones
+    (``data/val/``: ``max_slices`` per held-out file, or all the rest), each written as fastMRI files of the
+    chosen slices (:func:`~ambient_imaging.datasets.fastmri.writer.copy_slices`). The split is recorded in
+    ``data/heldout/split.json``; a re-run reuses it. ``None`` (nothing calibrated) with fewer than 3 slices.
+    """
+    import random
+
+    from ambient_imaging.datasets.fastmri import check_layout, open_fastmri
+    from ambient_imaging.datasets.fastmri.writer import copy_slices
+
+    val, calib, heldout = data_dir / "val", data_dir / "calibration", data_dir / "heldout"
+    record = heldout / "split.json"
+    if record.is_file():
+        return calib if json.loads(record.read_text()).get("calibration") else None
+    results = data_dir.parent / "results"
+    if results.is_dir() and any(results.iterdir()):  # scored on an earlier split: keep, but do not reuse
+        kept = results.with_name(f"results.before-{time.strftime('%Y%m%d-%H%M%S')}")
+        results.replace(kept)
+        _say(f"    the held-out split is new: earlier results moved to {kept.name}/ and redone")
+    if not heldout.is_dir():
+        heldout.mkdir()
+        for f in [*val.glob("*.h5"), *calib.glob("*.h5")]:  # calibration/: a quickstart of before 2026-12-07
+            f.replace(heldout / f.name)
+    files = sorted(heldout.glob("*.h5"))
+    if not files:
+        raise FileNotFoundError(f"{heldout}: no held-out files (was the data build interrupted? delete {data_dir})")
+    pool = []
+    for f in files:
+        with open_fastmri(f) as h:
+            pool += [(f.name, i) for i in range(check_layout(h, f)[0])]
+    random.Random(cfg.seed).shuffle(pool)
+    n_cal = min(CALIBRATION_SLICES, len(pool) // 3)
+    rest = pool[n_cal:]
+    scored = rest[: cfg.max_slices * len(files)] if cfg.max_slices else rest
+    for folder, chosen in ((val, scored), (calib, pool[:n_cal])):
+        for old in folder.glob("*.h5"):
+            old.unlink()
+        folder.mkdir(exist_ok=True)
+        for f in files:
+            idx = sorted(i for name, i in chosen if name == f.name)
+            if idx:
+                copy_slices(f, folder / f.name, idx)
+    split = {"seed": cfg.seed, "scored": sorted(scored), "calibration": sorted(pool[:n_cal])}
+    record.write_text(json.dumps(split, indent=1))
+    _say(f"    held-out slices: {len(scored)} scored (data/val), {n_cal} for calibration (data/calibration), "
+         f"drawn at random from {len(pool)} ({record})")
+    return calib if n_cal else None
 
 
 class QuickstartError(RuntimeError):

@@ -27,12 +27,22 @@ def test_quickstart_tiny_runs_and_resumes(tmp_path, capsys):
                 assert all(math.isfinite(row[k]) for k in ("psnr", "ssim", "nmse", "seconds")), row
     assert (out / "table.md").is_file() and (out / "results" / "metrics.png").is_file()
     assert (out / "prior" / "quickstart-done.json").is_file()
-    # one held-out file is kept apart for the std map's calibration and never scored
-    calib = {f.name for f in (out / "data" / "calibration").glob("*.h5")}
-    scored = {f.name for f in (out / "data" / "val").glob("*.h5")}
-    assert len(calib) == 1 and scored and not calib & scored
-    # no fully sampled k-space anywhere in what training saw
+    # held-out slices are split at random into scored ones and calibration ones, never both; the originals kept
+    split = json.loads((out / "data" / "heldout" / "split.json").read_text())
+    calib, scored = {tuple(c) for c in split["calibration"]}, {tuple(c) for c in split["scored"]}
     import h5py
+
+    def n_slices(folder):
+        return sum(h5py.File(f)["kspace"].shape[0] for f in (out / "data" / folder).glob("*.h5"))
+
+    pool = n_slices("heldout")
+    assert len(calib) == min(4, pool // 3) >= 1 and scored and not calib & scored
+    n_files = len(list((out / "data" / "heldout").glob("*.h5")))
+    assert len(scored) == n_files  # --max-slices 1: one scored slice per held-out file, drawn from the pool
+    assert n_slices("calibration") == len(calib) and n_slices("val") == len(scored)
+    written = json.loads(next((out / "results" / "zero-filled").glob("*.metrics.json")).read_text())
+    assert written["slices"]
+    # no fully sampled k-space anywhere in what training saw
     import numpy as np
 
     for f in (out / "data" / "train").glob("*.h5"):

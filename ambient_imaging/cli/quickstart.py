@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=d.samples, help="posterior samples per slice")
     p.add_argument("--sampler-steps", type=int, default=None, help="posterior sampler steps (default: sampler's)")
     p.add_argument("--max-slices", type=int, default=None,
-                   help="reconstruct at most N slices per held-out file (default: all on a GPU, 2 on a CPU)")
+                   help="score N x (held-out files) slices, drawn at random from every held-out slice "
+                        "(default: all but the 4 calibration slices on a GPU, N=2 on a CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)

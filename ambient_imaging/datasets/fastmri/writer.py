@@ -17,7 +17,7 @@ from .band import acquired_band
 from .header import minimal_ismrmrd_header
 from .layout import check_layout, open_fastmri
 
-__all__ = ["write_fastmri", "undersample_file"]
+__all__ = ["write_fastmri", "undersample_file", "copy_slices"]
 
 
 def write_fastmri(
@@ -129,3 +129,29 @@ def undersample_file(
     frac = float(np.mean(np.asarray(stored)[..., band.lo : band.hi]))
     return {"file": str(dst), "acceleration": 1.0 / frac, "sampled_fraction": frac, "band": band.bounds,
             "padding_source": band.source}
+
+
+def copy_slices(src: str | Path, dst: str | Path, slices: Sequence[int]) -> Path:
+    """Write the slices ``slices`` of the fastMRI file ``src`` to ``dst`` (atomic), in increasing order.
+
+    k-space, the reference (``reconstruction_rss``), a per-slice mask, the ISMRMRD header and the root
+    attributes are kept (``max`` / ``norm`` recomputed from the kept references), so that ``dst`` reads and
+    scores like ``src`` restricted to those slices.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise ValueError(f"copy_slices: destination {dst} is the source file")
+    idx = sorted({int(i) for i in slices})
+    with open_fastmri(src) as f:
+        n = check_layout(f, src)[0]
+        if not idx or idx[0] < 0 or idx[-1] >= n:
+            raise ValueError(f"copy_slices: slices {idx} are not in {src} ({n} slices)")
+        k = np.asarray(f["kspace"][idx])
+        rss = f["reconstruction_rss"][idx] if "reconstruction_rss" in f else None
+        mask = f["mask"][()] if "mask" in f else None
+        if mask is not None and mask.ndim >= 2 and mask.shape[0] == n and n > 1:
+            mask = mask[idx]
+        hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        attrs = {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
+    return write_fastmri(dst, k, mask=mask, reconstruction_rss=rss,
+                         header_xml=False if hdr is None else bytes(hdr).decode("utf-8", "replace"), attrs=attrs)
