@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,17 @@ def fastmri_info(path: str | Path, padding: str | Sequence[int] | None = "auto")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    st = path.stat()
+    pad = padding if padding is None or isinstance(padding, str) else tuple(int(p) for p in padding)
+    # one read per file version: a mixed training set asks twice (its mix, then its clean items)
+    info = copy.deepcopy(_fastmri_info(str(path.resolve()), st.st_mtime_ns, st.st_size, pad))
+    info["file"] = str(path)
+    return info
+
+
+@lru_cache(maxsize=4096)
+def _fastmri_info(name: str, _mtime_ns: int, _size: int, padding: str | tuple[int, ...] | None) -> dict[str, Any]:
+    path = Path(name)
     with open_fastmri(path) as f:
         s, nc, h, w, single = check_layout(f, path)
         sl = read_fastmri_slice(path, s // 2, f)
