@@ -227,6 +227,7 @@ def posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images) 
                   "samples": args.samples, "psnr_blur_best_of_n_db": best,
                   "chi2_cphase_samples_median": float(np.median(chi2s["chi2_cphase"])),
                   "chi2_logcamp_samples_median": float(np.median(chi2s["chi2_logcamp"])),
+                  "failed_samples": len(rec.info["failed_samples"][0]),
                   "image_flux": float(rec.mean[0].sum())})
 
 
