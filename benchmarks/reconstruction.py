@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import platform
@@ -164,10 +165,11 @@ def label(name: str, fields: dict) -> str:
     return name + "".join(f"[{k}={v:g}]" if isinstance(v, (int, float)) else f"[{k}={v}]" for k, v in fields.items())
 
 
-def tune_classical(vp) -> dict[str, Method]:
+def tune_classical(vp, bart: bool = False) -> dict[str, Method]:
     """The classical methods at their defaults (λ by k-space cross-validation) and tuned on the
     validation slice ``vp`` against its reference (not scored): CG-SENSE over λ × iterations,
-    L1-wavelet and TV over λ (:func:`~ambient_imaging.sampling.choose_lambda`)."""
+    L1-wavelet and TV over λ (:func:`~ambient_imaging.sampling.choose_lambda`); with ``bart``, BART's
+    ``pics`` (ℓ1-wavelet, TV, ℓ2) with the same maps, λ tuned the same way (``benchmarks/bart.py``)."""
     y_n, op_n, scale = vp.normalised()
     ref = vp.reference / scale
     out: dict[str, Method] = {"zero-filled": make_method("zero-filled"), "sense": make_method("sense"),
@@ -182,6 +184,14 @@ def tune_classical(vp) -> dict[str, Method]:
     for name, cls in (("l1-wavelet", L1Wavelet), ("tv", TV)):
         lam, scores = choose_lambda(y_n, op_n, ref, method=cls)
         out[f"{name}[tuned]"] = cls(lamda=lam)
+    if bart:
+        from bart import BART_GRID, BartPics, bart_available
+
+        if not bart_available():
+            sys.exit("--bart: the bart command is not on PATH (apt-get install bart)")
+        for reg in ("l1", "tv", "l2"):
+            lam, _ = choose_lambda(y_n, op_n, ref, grid=BART_GRID, method=functools.partial(BartPics, reg=reg))
+            out[f"bart-pics-{reg}[tuned]"] = BartPics(reg=reg, lamda=lam)
     print("classical, tuned on the validation slice: "
           + ", ".join(f"{k}: {v}" for k, v in out.items() if k.endswith("[tuned]")), file=sys.stderr)
     return out
@@ -376,6 +386,8 @@ def main() -> None:
                     "its calibrated 2σ half-width on the first scored slice of every R")
     ap.add_argument("--no-classical", action="store_true", help="priors only (the classical rows of the same "
                     "slices and masks come from another run)")
+    ap.add_argument("--bart", action="store_true", help="add BART pics rows (ℓ1-wavelet, TV, ℓ2; same maps and masks, "
+                    "λ tuned on the validation slice); needs the bart command")
     ap.add_argument("--accelerations", default="4,8")
     ap.add_argument("--mask-kind", default="random")
     ap.add_argument("--max-slices", type=int, default=6, help="scored slices")
@@ -437,7 +449,7 @@ def main() -> None:
                                meta={"file": f.name, "slice": s, "R": accel})
 
         if classical is None:  # tuned once, at the first R, on the validation slice
-            classical = {} if args.no_classical else tune_classical(problem(*val))
+            classical = {} if args.no_classical else tune_classical(problem(*val), bart=args.bart)
         runs = method_runs(priors, extra, args, classical)
         calibrations = calibrate(runs, priors, cal, problem, args, device)
         for i, (f, s, sl) in enumerate(data):
