@@ -306,8 +306,9 @@ class L1Wavelet(Method):
 
 @dataclass
 class TV(L1Wavelet):
-    """Total-variation compressed sensing (sigpy's ``TotalVariationRecon``: ℓ1 of the finite
-    differences along both image axes, primal-dual hybrid gradient), any number of map sets.
+    """Total-variation compressed sensing (ℓ1 of the finite differences along both image axes, ADMM:
+    :func:`~ambient_imaging.sampling.sparse_mri.solve_tv`, converged in its 100 iterations), any number of
+    map sets.
 
     The same data scaling, λ rules (k-space cross-validation by default) and options as
     :class:`L1Wavelet`; ``wave_name`` is unused.
