@@ -59,8 +59,9 @@ def solve_l1_wavelet(y: np.ndarray, maps: np.ndarray, weights: np.ndarray, lamda
 #: ADMM penalty of :func:`solve_tv` on data normalised to O(1) images (``TV`` divides by the 99th percentile of
 #: ``|A^H y|``). Chosen on held-out ``mri-brain`` slices (R=4, λ = 3e-3, 6 slices, whole-image PSNR against the RSS
 #: reference): ρ = 0.1 and 0.03 converge in 100 iterations (30.45 dB; 300 iterations: 30.45), ρ = 1 needs more
-#: (29.34 at 100), ρ = 10 is far off (26.38). sigpy's primal-dual default (PDHG) gave 27.39 / 29.52 / 30.34 dB
-#: after 100 / 1,000 / 3,000 iterations: the TV rows before 2026-12-07 were that far from converged.
+#: (29.34 at 100), ρ = 10 is far off (26.38). sigpy's primal-dual default (PDHG) gave 29.52 / 30.34 dB after
+#: 1,000 / 3,000 iterations at the same λ, and 27.39 dB after its default 100 at the λ tuned for it (3e-2): the TV
+#: rows before 2026-12-07 were that far from converged.
 TV_ADMM_RHO = 0.1
 #: conjugate-gradient iterations of each ADMM x-update
 TV_ADMM_CG = 10
