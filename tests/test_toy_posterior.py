@@ -145,6 +145,13 @@ def test_default_posterior_sampler_per_prior_type():
     assert isinstance(make_method("ambient-mmps", ambient), AmbientMMPS)
     assert type(make_method("mmps", naive)) is MMPS
     assert make_method("adps", ambient).delta == 0.1
+    # a δ the user set survives the re-fit run_method does (it used to be overwritten by the prior's)
+    import dataclasses
+
+    for name in ("adps", "daps"):
+        given = dataclasses.replace(make_method(name, ambient), delta=0.02)
+        assert given.fit(ambient).delta == 0.02 and given.fit(ambient).fit(ambient).delta == 0.02
+    assert make_method("daps", ambient).delta == 0.1 and make_method("daps", naive).delta == 0.0
     with pytest.raises(ValueError, match="unknown method"):
         make_method("nope", ambient)
     # the objects answer for themselves: which prior types, inputs and options they take

@@ -94,7 +94,7 @@ class DAPS(PosteriorSampler):
     ambient: bool = False
     ensemble: int = 0
     with_own: bool = True
-    delta: float = 0.0
+    delta: float | None = None
     mask: str = "auto"
     final: str = "mean"
     final_iters: int = 30
@@ -113,8 +113,9 @@ class DAPS(PosteriorSampler):
         mask = self.mask
         if mask == "auto":
             mask = "ones" if learned_complete(prior) else "operator"
+        delta = float(getattr(prior, "delta", 0.0) or 0.0) if self.delta is None else self.delta  # a given δ is kept
         return dataclasses.replace(out, ambient=prior_type(prior) == "ambient",  # type: ignore[return-value]
-                                   delta=float(getattr(prior, "delta", 0.0) or 0.0), mask=mask)
+                                   delta=delta, mask=mask)
 
     def radius(self, sigma: float) -> float:
         """``r`` of the Gaussian ``p(x_0 | x_t) ≈ N(x̂_0, r² I)``: ``σ`` (the paper), or the exact spread
@@ -130,7 +131,7 @@ class DAPS(PosteriorSampler):
         if not self.ambient or mask_channels == 0 or self.mask == "ones":
             return ConditionedDenoiser(net, None, mask_channels)
         if self.ensemble > 0:
-            return MaskEnsembleDenoiser(net, op, self.ensemble, self.delta, generator, self.with_own)
+            return MaskEnsembleDenoiser(net, op, self.ensemble, self.delta or 0.0, generator, self.with_own)
         if op.mask_channels() is None:
             raise TypeError(f"DAPS: the ambient prior expects mask channels but {op!r} provides none")
         return ConditionedDenoiser(net, op)

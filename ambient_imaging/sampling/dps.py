@@ -119,14 +119,18 @@ class ADPS(DPS):
     name: ClassVar[str] = "adps"
     prior_types = frozenset({"ambient"})
 
-    delta: float = 0.1
+    delta: float | None = None
     tilde_op: LinearOperator | None = None
 
+    #: δ without a prior that records one
+    DEFAULT_DELTA: ClassVar[float] = 0.1
+
     def fit(self, prior: Any | None) -> ADPS:
-        """:meth:`PosteriorSampler.fit`, and the prior's training δ unless ``tilde_op`` is given."""
+        """:meth:`PosteriorSampler.fit`, and the prior's training δ where ``delta`` is unset (``None``); a
+        ``delta`` the user gave is kept (fit runs again in ``run_method`` and must not overwrite it)."""
         out = super().fit(prior)
         delta = float(getattr(prior, "delta", 0.0) or 0.0)
-        if prior is not None and out.tilde_op is None and delta > 0:
+        if prior is not None and out.tilde_op is None and out.delta is None and delta > 0:
             out = dataclasses.replace(out, delta=delta)
         return out  # type: ignore[return-value]
 
@@ -136,4 +140,5 @@ class ADPS(DPS):
             return ConditionedDenoiser(net, self.tilde_op)
         if not hasattr(op, "subsample"):
             raise TypeError(f"ADPS needs a subsampling operator to draw Ã from, got {op!r}; pass tilde_op")
-        return ConditionedDenoiser(net, per_sample_operator(op, n).subsample(self.delta, generator))
+        delta = self.DEFAULT_DELTA if self.delta is None else float(self.delta)
+        return ConditionedDenoiser(net, per_sample_operator(op, n).subsample(delta, generator))
