@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from .likelihood_posterior import LikelihoodPosterior, LikelihoodSampler
+from .rml import POSITIVITY, positive, positive_inverse
 from .schedule import edm_sigmas
 
 __all__ = ["LikelihoodDAPS"]
@@ -65,39 +66,32 @@ class LikelihoodDAPS(LikelihoodSampler):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.positivity not in ("softplus", "exp"):
+        if self.positivity not in POSITIVITY:
             raise ValueError(f"likelihood-daps: positivity must be 'softplus' or 'exp', got {self.positivity!r}")
 
     def settings(self) -> dict[str, Any]:
         """``iters``, ``floor`` and ``positivity`` (recorded in ``Reconstruction.info``)."""
         return {"iters": self.iters, "floor": self.floor, "positivity": self.positivity}
 
-    def _to_x(self, z: Tensor) -> Tensor:
-        return torch.nn.functional.softplus(z) if self.positivity == "softplus" else torch.exp(z)
-
-    def _to_z(self, x: Tensor) -> Tensor:
-        # the inverse of softplus, log(e^x − 1) = x + log(1 − e^{−x}), stable for large and small x
-        return x + torch.log(-torch.expm1(-x)) if self.positivity == "softplus" else torch.log(x)
-
     def data_step(self, ctx: LikelihoodPosterior, x0_hat: Tensor, r: float) -> Tensor:
         """``argmin_{x>0} L(s x) + ‖x − x̂_0‖²/(2r²)`` by L-BFGS on ``z`` (``x = softplus(z)`` or ``exp(z)``), from
         ``x̂_0`` (clipped positive)."""
         peak = x0_hat.flatten(1).amax(1).clamp_min(1e-30).reshape(-1, 1, 1, 1)
         start = torch.maximum(x0_hat, self.floor * peak)
-        z = self._to_z(start).detach().requires_grad_(True)
+        z = positive_inverse(start, self.positivity).detach().requires_grad_(True)
         opt = torch.optim.LBFGS([z], lr=1.0, max_iter=int(self.iters), history_size=10,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-14)
 
         def objective() -> Tensor:
             opt.zero_grad()
-            x = self._to_x(z)
+            x = positive(z, self.positivity)
             obj = (ctx.nll(x * ctx.scale) + ((x - x0_hat) ** 2).sum(dim=(1, 2, 3)) / (2 * r**2)).sum()
             obj.backward()
             return obj
 
         with torch.enable_grad():
             opt.step(objective)
-        return self._to_x(z).detach()
+        return positive(z, self.positivity).detach()
 
     def _sample(self, ctx: LikelihoodPosterior, k: int, generator) -> Tensor:
         """Anneal: denoise, the proximal data step around the estimate, re-noise."""

@@ -54,7 +54,8 @@ from .denoiser import Reconstruction
 from .likelihoods import chi2_report, make_likelihoods, parse_data_terms
 from .method import Method
 
-__all__ = ["RML", "fit_warnings", "rml_from_options", "REGULARISERS", "CHI2_LIMIT"]
+__all__ = ["RML", "fit_warnings", "rml_from_options", "positive", "positive_inverse", "REGULARISERS", "CHI2_LIMIT",
+           "POSITIVITY"]
 
 REGULARISERS = ("mem", "tv", "tsv", "l1", "flux", "centroid")
 CHI2_LIMIT = 10.0
@@ -79,6 +80,21 @@ def parse_reg_terms(spec: str | dict[str, float] | None) -> dict[str, float]:
     if bad:
         raise ValueError(f"unknown regularisers {bad}; choose from {', '.join(REGULARISERS)}")
     return terms
+
+
+#: positive reparametrisations of an image, ``x = exp(z)`` or ``x = softplus(z)`` (RML, likelihood-daps)
+POSITIVITY = ("exp", "softplus")
+
+
+def positive(z: Tensor, kind: str) -> Tensor:
+    """``x = exp(z)`` or ``softplus(z)`` (``kind`` in :data:`POSITIVITY`)."""
+    return torch.exp(z) if kind == "exp" else torch.nn.functional.softplus(z)
+
+
+def positive_inverse(x: Tensor, kind: str) -> Tensor:
+    """``z`` with ``positive(z, kind) = x`` for ``x > 0``: ``log x``, or the inverse of softplus,
+    ``log(e^x − 1) = x + log(1 − e^{−x})`` (stable for large and small ``x``)."""
+    return torch.log(x) if kind == "exp" else x + torch.log(-torch.expm1(-x))
 
 
 def _blur(x: Tensor, pixel: float, fwhm: float) -> Tensor:
@@ -142,7 +158,7 @@ class RML(Method):
     def __post_init__(self):
         self.data_terms = parse_data_terms(self.data_terms)
         self.reg_terms = parse_reg_terms(self.reg_terms)
-        if self.positivity not in ("exp", "softplus"):
+        if self.positivity not in POSITIVITY:
             raise ValueError(f"RML: positivity must be 'exp' or 'softplus', got {self.positivity!r}")
         if self.selfcal not in (False, True, "phase", "amp+phase"):
             raise ValueError(f"RML: selfcal must be False, True, 'phase' or 'amp+phase', got {self.selfcal!r}")
@@ -151,11 +167,11 @@ class RML(Method):
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _to_x(self, z: Tensor) -> Tensor:
-        return torch.exp(z) if self.positivity == "exp" else torch.nn.functional.softplus(z)
+        return positive(z, self.positivity)
 
     def _to_z(self, x: Tensor) -> Tensor:
         x = x.clamp_min(float(x.max()) * 1e-10 + 1e-300)
-        return torch.log(x) if self.positivity == "exp" else x + torch.log(-torch.expm1(-x))
+        return positive_inverse(x, self.positivity)
 
     def _regulariser(self, x: Tensor, prior: Tensor, flux: float, pixel: float, res: float) -> Tensor:
         reg = x.new_zeros(x.shape[0])

@@ -107,9 +107,7 @@ def undersample_file(
         k = np.asarray(f["kspace"][()], dtype=np.complex64)
         if not np.isfinite(k.view(np.float32)).all():
             raise ValueError(f"{src}: k-space holds NaN or Inf values")
-        rss_ref = f["reconstruction_rss"][()] if "reconstruction_rss" in f else None
-        hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
-        attrs = {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
+        rss_ref, xml, attrs = _carried(f)
         band = acquired_band(src, padding, f=f, kspace=k[s // 2])
     g = torch.Generator().manual_seed(int(seed))
     masks, _ = mri_mask((h, w), acceleration, center_fraction=center_fraction, kind=kind, batch=1 if same_mask else s,
@@ -123,8 +121,7 @@ def undersample_file(
     else:
         kview *= m[:, None] if not same_mask else m[0][None, None]
         stored = m[0] if same_mask else m
-    write_fastmri(dst, k, mask=stored, reconstruction_rss=rss_ref,
-                  header_xml=None if hdr is None else bytes(hdr).decode("utf-8", "replace"),
+    write_fastmri(dst, k, mask=stored, reconstruction_rss=rss_ref, header_xml=xml,
                   attrs={**attrs, "acceleration": float(acceleration), "mask_kind": kind, "mask_seed": int(seed)})
     frac = float(np.mean(np.asarray(stored)[..., band.lo : band.hi]))
     return {"file": str(dst), "acceleration": 1.0 / frac, "sampled_fraction": frac, "band": band.bounds,
@@ -147,11 +144,21 @@ def copy_slices(src: str | Path, dst: str | Path, slices: Sequence[int]) -> Path
         if not idx or idx[0] < 0 or idx[-1] >= n:
             raise ValueError(f"copy_slices: slices {idx} are not in {src} ({n} slices)")
         k = np.asarray(f["kspace"][idx])
-        rss = f["reconstruction_rss"][idx] if "reconstruction_rss" in f else None
+        rss, xml, attrs = _carried(f, idx)
         mask = f["mask"][()] if "mask" in f else None
         if mask is not None and mask.ndim >= 2 and mask.shape[0] == n and n > 1:
             mask = mask[idx]
-        hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
-        attrs = {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
-    return write_fastmri(dst, k, mask=mask, reconstruction_rss=rss,
-                         header_xml=False if hdr is None else bytes(hdr).decode("utf-8", "replace"), attrs=attrs)
+    return write_fastmri(dst, k, mask=mask, reconstruction_rss=rss, header_xml=False if xml is None else xml,
+                         attrs=attrs)
+
+
+def _carried(f, slices: list[int] | None = None) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
+    """What a file derived from the open fastMRI file ``f`` keeps: its references (``reconstruction_rss``, the
+    ``slices`` of them, all by default), its ISMRMRD header XML (``None`` when it has none) and its root
+    attributes (``max`` / ``norm`` left out: :func:`write_fastmri` recomputes them from the references)."""
+    rss = None
+    if "reconstruction_rss" in f:
+        rss = f["reconstruction_rss"][()] if slices is None else f["reconstruction_rss"][slices]
+    hdr = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+    xml = None if hdr is None else bytes(hdr).decode("utf-8", "replace")
+    return rss, xml, {a: f.attrs[a] for a in f.attrs if a not in ("max", "norm")}
