@@ -89,6 +89,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="RML: compact flux in Jy (e.g. 0.6 for M87 in 2017); intra-site baselines, which also see "
                         "extended emission, are rescaled to it (default: estimated from the shortest inter-site "
                         "amplitudes; docs/interferometry.md)")
+    r.add_argument("--avg-time", default="auto", metavar="auto|none|scan|SECONDS",
+                   help="visibilities: coherent time averaging within scans before imaging (default auto: records "
+                        "shorter than 30 s are averaged to 30 s when their phases are coherent, as VLBI pipelines "
+                        "scan-average; the decision is printed and written to metrics.json)")
     r.add_argument("--calibrate", default=None, metavar="DIR", help="fully sampled validation files: fit a "
                    "split-conformal scale of the std map on them (same method and masks; needs --samples >= 2) so "
                    "that 2-sigma intervals cover 95 %% of held-out pixels; written next to the outputs as "
@@ -157,6 +161,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         mask_kind=args.mask_kind, center_lines=args.center_lines, center_fraction=args.center_fraction,
         mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, target=args.target, padding=args.padding,
         coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, flux=args.flux, lamda=args.lamda,
+        avg_time=args.avg_time,
         zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,
         calibrate=args.calibrate, calibration=args.calibration, map_sets=args.map_sets,

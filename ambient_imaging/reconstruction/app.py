@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ambient_imaging.datasets.averaging import average_for_imaging, parse_avg_time
 from ambient_imaging.limits import shown
 from ambient_imaging.problems import MaskSpec, image_problem, visibility_problem
 from ambient_imaging.sampling.method import KIND_WORDS
@@ -78,6 +79,7 @@ class ReconstructOptions:
     data_terms: str | None = None
     selfcal: bool = False
     flux: float | None = None
+    avg_time: str | float | None = "auto"
     lamda: float | None = None
     zeta: float | None = None
     fov: str | None = None
@@ -96,6 +98,7 @@ class ReconstructOptions:
         ``--steps``, ``--lamda``, ``--zeta``, ``--samples`` — are checked once, by :meth:`make`)."""
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
+        parse_avg_time(self.avg_time)
         if isinstance(self.crop, int) and self.crop < 1:
             raise ValueError(f"--crop must be >= 1, got {self.crop}")
         if self.target not in ("rss", "sense1"):
@@ -464,7 +467,8 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     from ambient_imaging.datasets.fits import sky_fits_header, write_sky_fits
     from ambient_imaging.datasets.uvfits import read_uvfits
 
-    obs = read_uvfits(f)
+    obs, averaging = average_for_imaging(read_uvfits(f), opts.avg_time)
+    say(f"{f.name}: {averaging}")
     pixel = parse_angle(opts.fov) / int(opts.npix)
     n = int(opts.npix)
     need = len(obs) * 16 + n * n * 8 * max(1, int(opts.samples)) * 16
@@ -493,7 +497,7 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     row = {"file": f.name, "slice": 0, **r.metrics}
     summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
                "data_terms": opts.data_terms if method.takes("data_terms") else None,
-               "selfcal": bool(opts.selfcal)}
+               "selfcal": bool(opts.selfcal), "averaging": averaging}
     summary.update({k: v for k, v in r.metrics.items() if k.startswith(("chi2_", "ring_"))})
     write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]
