@@ -117,6 +117,25 @@ def test_evaluate_skips_malformed_metrics_naming_them(tmp_path, text):
         collect_metrics(tmp_path)
 
 
+def test_evaluate_prints_the_closure_chi2s_and_ring_metrics_of_visibility_results(tmp_path, capsys):
+    """Before: ``evaluate`` on closure-imaging results showed only the complex-visibility χ² (thousands, as it
+    must be with station gains), not the closure χ²'s or the ring that the fit is judged by."""
+    import argparse
+
+    from ambient_imaging.cli.reconstruct import run_evaluate
+
+    row = {"slice": 0, "chi2_red": 6700.0, "chi2_cphase": 1.22, "chi2_logcamp": 0.66, "ring_diameter_uas": 35.7,
+           "ring_depth": 0.16, "ring_radial_scatter": 0.07, "seconds": 8.6}
+    (tmp_path / "m87.metrics.json").write_text(json.dumps({"file": "m87.uvfits", "method": "rml", "slices": [row]}))
+    run_evaluate(argparse.Namespace(results=str(tmp_path), out=None))
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    for col in ("chi2_cphase", "chi2_logcamp", "ring_diameter_uas", "ring_depth", "ring_radial_scatter"):
+        assert col in header
+    assert "ring_diameter_uas_std" not in header and "psnr" not in header
+    assert "35.7" in out and "1.22" in out
+
+
 def test_evaluate_out_pointing_at_a_folder(tmp_path):
     """Before: ``evaluate --out`` naming an existing folder gave an ``IsADirectoryError`` traceback."""
     (tmp_path / "table").mkdir()
