@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ambient_imaging.datasets.averaging import average_for_imaging, parse_avg_time
 from ambient_imaging.limits import shown
 from ambient_imaging.problems import MaskSpec, image_problem, visibility_problem
 from ambient_imaging.sampling.method import KIND_WORDS
@@ -98,6 +97,8 @@ class ReconstructOptions:
         ``--steps``, ``--lamda``, ``--zeta``, ``--samples`` — are checked once, by :meth:`make`)."""
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
+        from ambient_imaging.datasets.averaging import parse_avg_time
+
         parse_avg_time(self.avg_time)
         if isinstance(self.crop, int) and self.crop < 1:
             raise ValueError(f"--crop must be >= 1, got {self.crop}")
@@ -464,6 +465,7 @@ def _sky_outputs(target: Path, result: Result, header: Any, name: str, prior: An
 
 def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
                      gen: torch.Generator, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    from ambient_imaging.datasets.averaging import average_for_imaging
     from ambient_imaging.datasets.fits import sky_fits_header, write_sky_fits
     from ambient_imaging.datasets.uvfits import read_uvfits
 
