@@ -77,14 +77,12 @@ def coherent_average(vis: Visibilities, seconds: float | None, gap_s: float = SC
 
     first = np.zeros(n_g, np.int64)
     first[g[::-1]] = np.arange(len(g))[::-1]  # the first record of every group
+    time = mean(vis.time)
+    order = np.lexsort((vis.ant2[first], vis.ant1[first], time))  # rows in time order, then by baseline
     sigma = np.sqrt(np.bincount(g, weights=vis.sigma**2, minlength=n_g)) / count
-    order = np.lexsort((vis.ant2[first], vis.ant1[first], mean(vis.time)))
-    out = replace(vis, u=mean(vis.u), v=mean(vis.v), w=mean(vis.w), vis=mean(vis.vis), sigma=sigma,
-                  ant1=vis.ant1[first], ant2=vis.ant2[first], time=mean(vis.time), frequency=mean(vis.frequency),
-                  extra=dict(vis.extra))
-    return replace(out, u=out.u[order], v=out.v[order], w=out.w[order], vis=out.vis[order], sigma=out.sigma[order],
-                   ant1=out.ant1[order], ant2=out.ant2[order], time=out.time[order], frequency=out.frequency[order])
-
+    return replace(vis, u=mean(vis.u)[order], v=mean(vis.v)[order], w=mean(vis.w)[order], vis=mean(vis.vis)[order],
+                   sigma=sigma[order], ant1=vis.ant1[first][order], ant2=vis.ant2[first][order], time=time[order],
+                   frequency=mean(vis.frequency)[order], extra=dict(vis.extra))
 
 def coherence(vis: Visibilities, seconds: float | None, min_snr: float = 5.0, gap_s: float = SCAN_GAP_S) -> float:
     """Median over segments (≥ 2 records, every record's SNR ≥ ``min_snr``) of ``|Σ V| / Σ |V|``: 1 for
@@ -125,7 +123,7 @@ def average_for_imaging(vis: Visibilities, rule: str | float | None = "auto") ->
     was done. ``"auto"``: average to :data:`DEFAULT_AVG_S` when the records are shorter than that (median
     spacing of one baseline's records) and :func:`coherence` at that length is ≥ :data:`MIN_COHERENCE`
     (or cannot be measured: no high-SNR baseline); otherwise leave the data as they are."""
-    rule = parse_avg_time(rule) if isinstance(rule, str) or rule is None else rule
+    rule = parse_avg_time(rule)
     if rule is None or len(vis) == 0:
         return vis, "no time averaging (--avg-time none)"
     if rule == "scan" or isinstance(rule, float):
