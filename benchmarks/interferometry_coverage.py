@@ -74,8 +74,7 @@ def run(files: list[str], rules: list[str], npix: int, fov_uas: float) -> list[d
                 y, op = vis.to_operator((npix, npix), fov=fov_uas * UAS)
                 t0 = time.perf_counter()
                 rec = RML()(y, op)
-                m = ring_metrics(rec.samples[0, 0, 0].numpy() if rec.samples.ndim == 5 else rec.mean[0, 0].numpy(),
-                                 pixel)
+                m = ring_metrics(rec.mean[0, 0].numpy(), pixel)
                 rows.append({"file": Path(f).name, "case": j, "avg_time": rule, "n_vis": len(vis),
                              "truth_diameter_uas": truth.ring_diameter_uas, "diameter_uas": m.ring_diameter_uas,
                              "depth": m.ring_depth, "radial_scatter": m.ring_radial_scatter,
