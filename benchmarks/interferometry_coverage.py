@@ -60,7 +60,7 @@ def observe(real: Visibilities, img: torch.Tensor, pixel: float, seed: int) -> V
     return replace(real, vis=(model + noise) * f, sigma=real.sigma * np.abs(f))
 
 
-def run(files: list[str], rules: list[str], npix: int, fov_uas: float) -> list[dict]:
+def run(files: list[str], rules: list[str], npix: int, fov_uas: float, sys_noise: list[float]) -> list[dict]:
     pixel = fov_uas * UAS / npix
     rows = []
     for i, f in enumerate(files):
@@ -70,18 +70,24 @@ def run(files: list[str], rules: list[str], npix: int, fov_uas: float) -> list[d
             truth = ring_metrics(img, pixel)
             sim = observe(real, img, pixel, 1000 + 10 * i + j)
             for rule in rules:
-                vis, _ = average_for_imaging(sim, rule)
-                y, op = vis.to_operator((npix, npix), fov=fov_uas * UAS)
-                t0 = time.perf_counter()
-                rec = RML()(y, op)
-                m = ring_metrics(rec.mean[0, 0].numpy(), pixel)
-                rows.append({"file": Path(f).name, "case": j, "avg_time": rule, "n_vis": len(vis),
-                             "truth_diameter_uas": truth.ring_diameter_uas, "diameter_uas": m.ring_diameter_uas,
-                             "depth": m.ring_depth, "radial_scatter": m.ring_radial_scatter,
-                             "chi2_cphase": rec.info["chi2_cphase"][0], "chi2_logcamp": rec.info["chi2_logcamp"][0],
-                             "seconds": time.perf_counter() - t0})
-                print(json.dumps(rows[-1]), flush=True)
+                for frac in sys_noise:
+                    rows.append(_image(sim, rule, frac, npix, fov_uas, truth) | {"file": Path(f).name, "case": j})
+                    print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _image(sim: Visibilities, rule: str, frac: float, npix: int, fov_uas: float, truth) -> dict:
+    """``reconstruct --avg-time RULE --sys-noise FRAC``'s closure RML on one simulated file, and its ring."""
+    vis = average_for_imaging(sim, rule)[0].with_fractional_noise(frac)
+    y, op = vis.to_operator((npix, npix), fov=fov_uas * UAS)
+    t0 = time.perf_counter()
+    rec = RML()(y, op)
+    m = ring_metrics(rec.mean[0, 0].numpy(), fov_uas * UAS / npix)
+    return {"avg_time": rule, "sys_noise": frac, "n_vis": len(vis),
+            "truth_diameter_uas": truth.ring_diameter_uas, "diameter_uas": m.ring_diameter_uas,
+            "depth": m.ring_depth, "radial_scatter": m.ring_radial_scatter,
+            "chi2_cphase": rec.info["chi2_cphase"][0], "chi2_logcamp": rec.info["chi2_logcamp"][0],
+            "seconds": time.perf_counter() - t0}
 
 
 def report(rows: list[dict], args) -> str:
@@ -91,15 +97,15 @@ def report(rows: list[dict], args) -> str:
              f"{len(CASES)} crescents each (diameter, width/D, asymmetry, PA: "
              + ", ".join(f"{c[0]:g}/{c[1]:g}/{c[2]:g}/{c[3]:g}°" for c in CASES) + "). Module docs say how they are "
              "observed.", "",
-             "| --avg-time | mean ΔD µas | mean \\|ΔD\\| | max \\|ΔD\\| | depth | radial scatter (max) | χ² cphase | "
-             "χ² logcamp (max) | visibilities |", "|---|---|---|---|---|---|---|---|---|"]
-    for rule in args.avg_time:
-        r = [x for x in rows if x["avg_time"] == rule]
+             "| --avg-time | --sys-noise | mean ΔD µas | mean \\|ΔD\\| | max \\|ΔD\\| | depth | radial scatter (max) | "
+             "χ² cphase | χ² logcamp (max) | visibilities |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for rule, frac in ((r, f) for r in args.avg_time for f in args.sys_noise):
+        r = [x for x in rows if x["avg_time"] == rule and x["sys_noise"] == frac]
         dd = np.array([x["diameter_uas"] - x["truth_diameter_uas"] for x in r])
         keys = ("depth", "radial_scatter", "chi2_cphase", "chi2_logcamp", "n_vis")
         col = {k: np.array([x[k] for x in r]) for k in keys}
         sc = col["radial_scatter"]
-        lines.append(f"| {rule} | {dd.mean():+.1f} | {np.abs(dd).mean():.1f} | {np.abs(dd).max():.1f} | "
+        lines.append(f"| {rule} | {frac:g} | {dd.mean():+.1f} | {np.abs(dd).mean():.1f} | {np.abs(dd).max():.1f} | "
                      f"{col['depth'].mean():.2f} | {sc.mean():.2f} ({sc.max():.2f}) | "
                      f"{col['chi2_cphase'].mean():.2f} | {col['chi2_logcamp'].mean():.2f} "
                      f"({col['chi2_logcamp'].max():.2f}) | {col['n_vis'].mean():.0f} |")
@@ -110,11 +116,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--coverage", nargs="+", required=True, help="real UVFITS files whose coverage and σ's are used")
     p.add_argument("--avg-time", nargs="+", default=["none", "auto"], help="rules compared (reconstruct --avg-time)")
+    p.add_argument("--sys-noise", nargs="+", type=float, default=[0.0],
+                   help="fractional systematic noise budgets compared (reconstruct --sys-noise)")
     p.add_argument("--npix", type=int, default=64)
     p.add_argument("--fov", type=float, default=160.0, help="µas")
     p.add_argument("--out", default=str(RESULTS / "interferometry_coverage"))
     args = p.parse_args()
-    rows = run(args.coverage, args.avg_time, args.npix, args.fov)
+    rows = run(args.coverage, args.avg_time, args.npix, args.fov, args.sys_noise)
     text = report(rows, args)
     Path(args.out + ".md").write_text(text)
     Path(args.out + ".json").write_text(json.dumps({"date": dt.datetime.now().isoformat(), "rows": rows}, indent=1))

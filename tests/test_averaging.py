@@ -91,3 +91,22 @@ def test_reconstruct_options_refuse_a_bad_avg_time_before_reading_data():
 
     with pytest.raises(ValueError, match="--avg-time"):
         ReconstructOptions(method="rml", avg_time="soon").validate()
+
+
+def test_fractional_systematic_noise_adds_in_quadrature():
+    vis = _records()
+    out = vis.with_fractional_noise(0.02)
+    np.testing.assert_allclose(out.sigma, np.sqrt(0.01**2 + (0.02 * np.abs(vis.vis)) ** 2), rtol=1e-12)
+    np.testing.assert_array_equal(out.vis, vis.vis)
+    assert vis.with_fractional_noise(0.0) is vis
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="fractional systematic noise"):
+            vis.with_fractional_noise(bad)
+
+
+def test_reconstruct_options_refuse_a_bad_sys_noise_before_reading_data():
+    from ambient_imaging.reconstruction.app import ReconstructOptions
+
+    for bad in (-0.01, 1.5, float("inf")):
+        with pytest.raises(ValueError, match="--sys-noise"):
+            ReconstructOptions(method="rml", sys_noise=bad).validate()

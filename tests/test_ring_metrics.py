@@ -29,6 +29,17 @@ def test_crescent_metrics(d, width, asym, pa):
         assert m.ring_asymmetry < 0.02
 
 
+@pytest.mark.parametrize("d,fwhm,cy,cx", [(35.3, 5.0, 32.3, 31.6), (41.9, 10.0, 31.45, 32.8), (44.7, 12.0, 32.9, 32.1)])
+def test_diameter_exact_at_subpixel_radii(d, fwhm, cy, cx):
+    """REx's cubic profiles and parabolic peaks: 0.1 µas on a 2.5-µas grid (the bilinear argmax missed by 0.3)."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    r = np.hypot(yy - cy, xx - cx) * 2.5
+    img = np.exp(-0.5 * ((r - d / 2) / (fwhm / 2.3548)) ** 2)
+    assert abs(ring_metrics(img, PX).ring_diameter_uas - d) < 0.1
+    crisp = torch.roll(crescent((64, 64), PX, d * UAS, 0.25, 0.6, 0.5, 180), (1, -2), (0, 1))
+    assert abs(ring_metrics(crisp, PX).ring_diameter_uas - d) < 0.1
+
+
 def test_depth_of_blurred_ring_disc_and_blob():
     from scipy.ndimage import gaussian_filter
 

@@ -79,6 +79,7 @@ class ReconstructOptions:
     selfcal: bool = False
     flux: float | None = None
     avg_time: str | float | None = "auto"
+    sys_noise: float = 0.0
     lamda: float | None = None
     zeta: float | None = None
     fov: str | None = None
@@ -97,6 +98,7 @@ class ReconstructOptions:
         ``--steps``, ``--lamda``, ``--zeta``, ``--samples`` — are checked once, by :meth:`make`)."""
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
+        check_number("--sys-noise", self.sys_noise, maximum=0.999)
         from ambient_imaging.datasets.averaging import parse_avg_time
 
         parse_avg_time(self.avg_time)
@@ -471,6 +473,9 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
 
     obs, averaging = average_for_imaging(read_uvfits(f), opts.avg_time)
     say(f"{f.name}: {averaging}")
+    if opts.sys_noise:
+        obs = obs.with_fractional_noise(opts.sys_noise)
+        say(f"{f.name}: {opts.sys_noise:g} x |V| added in quadrature to every sigma (--sys-noise)")
     pixel = parse_angle(opts.fov) / int(opts.npix)
     n = int(opts.npix)
     need = len(obs) * 16 + n * n * 8 * max(1, int(opts.samples)) * 16
@@ -490,8 +495,10 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     if prior is not None and hasattr(method, "for_data"):  # e.g. likelihood-dps: --flux (Jy) in the prior's units
         method = method.for_data(prob.y, prob.op)
     r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
+    chi2_cards = {card: float(r.metrics[key]) for card, key in (("CHI2RED", "chi2_red"), ("CHI2CP", "chi2_cphase"),
+                                                                 ("CHI2LCA", "chi2_logcamp")) if key in r.metrics}
     header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n), frequency_hz=obs.ref_frequency,
-                             extra={"OBJECT": obs.source, "METHOD": name, "CHI2RED": float(r.metrics["chi2_red"])})
+                             extra={"OBJECT": obs.source, "METHOD": name, **chi2_cards})
     _sky_outputs(target, r, header, name, prior, opts, lambda: write_sky_fits(
         target, r.mean[0].real.cpu().numpy(), std=r.std[0].cpu().numpy(), samples=r.samples[:, 0].real.cpu().numpy(),
         header=header, provenance={"prior": str(getattr(prior, "run_dir", "") or ""), "sampler": name},
@@ -499,7 +506,7 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     row = {"file": f.name, "slice": 0, **r.metrics}
     summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
                "data_terms": opts.data_terms if method.takes("data_terms") else None,
-               "selfcal": bool(opts.selfcal), "averaging": averaging}
+               "selfcal": bool(opts.selfcal), "averaging": averaging, "sys_noise": float(opts.sys_noise)}
     summary.update({k: v for k, v in r.metrics.items() if k.startswith(("chi2_", "ring_"))})
     write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]

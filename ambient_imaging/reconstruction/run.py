@@ -297,9 +297,13 @@ def _visibility_fit(problem: Problem, method: Any, mean: Tensor, info: dict[str,
     from ambient_imaging.sampling.likelihoods import chi2_report
     from ambient_imaging.sampling.rml import fit_warnings
 
-    fitted = {k: v for k, v in info.items() if k.startswith("chi2_") and k != "chi2_red" and isinstance(v, list)}
+    fitted = {k: float(v[0]) for k, v in info.items()
+              if k.startswith("chi2_") and k != "chi2_red" and isinstance(v, list) and v
+              and isinstance(v[0], (int, float))}
     if fitted:  # the RML imager reports the products it fitted (and those it did not, unwarned)
-        m.update({k: float(v[0]) for k, v in fitted.items() if v and isinstance(v[0], (int, float))})
+        m.update(fitted)
+        # chi2_red is always the complex visibilities' χ²: say which χ²'s judge this fit
+        m["chi2_fitted"] = ",".join(sorted(fitted))
         return fit_warnings(info, image=mean) if getattr(method, "is_fit", True) else []
     x = (mean.real if mean.is_complex() else mean)[None].to(torch.float64)
     try:

@@ -328,10 +328,10 @@ def fit_warnings(info: dict[str, Any], image: Tensor | None = None, limit: float
                     "lower the amp weight, or fit closure quantities only",
         "chi2_cphase": "closure phases are not fit: widen --fov, raise --npix, lower the regulariser weights "
                        "(more iterations/rounds; likelihood-dps: raise --zeta or --steps, or the prior does not "
-                       "cover this source), or check the data's σ's (add a systematic error)",
+                       "cover this source), or check the data's σ's (add a systematic error: --sys-noise 0.02)",
         "chi2_logcamp": "log closure amplitudes are not fit: widen --fov, raise --npix, lower the regulariser "
                         "weights (likelihood-dps: raise --zeta or --steps), or check the data's σ's (add a "
-                        "systematic error)",
+                        "systematic error: --sys-noise 0.02)",
         "chi2_red": "the data are not fit (reduced χ² of the complex visibilities): for VLBI data use "
                     "--sampler rml --data-terms cphase,logcamp or --selfcal",
     }
