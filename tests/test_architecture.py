@@ -125,3 +125,16 @@ def test_exactly_one_public_reconstruct():
             if isinstance(node, ast.FunctionDef) and node.name == "reconstruct":
                 found.append(str(path.relative_to(PKG.parent)))
     assert len(found) == 1, f"public functions named reconstruct: {found}"
+
+
+def test_cli_start_up_imports_neither_the_trainer_nor_scipy_stats():
+    """Every command builds the whole parser: it must stay light (the trainer, the networks and skimage's
+    scipy.stats cost seconds of start-up; each is imported where it is used)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ambient_imaging.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('ambient_imaging.training.assembly', 'ambient_imaging.training.trainer', "
+            "'scipy.stats', 'skimage.metrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

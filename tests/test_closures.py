@@ -26,6 +26,7 @@ from ambient_imaging.sampling.likelihoods import (
     chi2_report,
     make_likelihoods,
     parse_data_terms,
+    total_chi2,
 )
 
 N = 32
@@ -105,6 +106,23 @@ def test_truth_chi2_is_about_one_and_gradients_flow(sims):
     # loss = N χ² / 2 for closures
     lk = liks["cphase"]
     assert torch.allclose(lk.loss(x.detach()), 0.5 * lk.n_data * lk.chi2(x.detach()))
+
+
+def test_total_chi2_is_the_weighted_sum_with_one_transform(sims, monkeypatch):
+    _, dirty = sims
+    y, op = dirty.vis.to_operator((N, N), fov=FOV)
+    liks = make_likelihoods(y, op, "vis,amp,cphase,logcamp")
+    w = {"vis": 0.0, "amp": 0.2, "cphase": 1.0, "logcamp": 2.0}
+    x = torch.stack([dirty.truth, dirty.truth.flip(-1)])[:, None].to(torch.float64) + 1e-4
+    want = sum(w[n] * lk.chi2(x) for n, lk in liks.items())
+    want_loss = sum(w[n] * lk.loss(x) for n, lk in liks.items())
+    calls = []
+    forward = type(op).forward
+    monkeypatch.setattr(type(op), "forward", lambda self, img: calls.append(1) or forward(self, img))
+    assert torch.allclose(total_chi2(liks, w, x), want, rtol=1e-12)
+    assert len(calls) == 1  # one transform for the three weighted products
+    assert torch.allclose(total_chi2(liks, w, x, scale="loss"), want_loss, rtol=1e-12)
+    assert torch.equal(total_chi2(liks, {}, x), torch.zeros(2, dtype=x.dtype))
 
 
 def test_time_averaging_keeps_invariance(sims):

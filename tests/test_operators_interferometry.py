@@ -73,6 +73,38 @@ def test_finufft_runs_small_problems_on_one_thread_and_large_ones_threaded_with_
     assert _rel(nufft2d_type1(c, pts, (12, 10), backend="finufft"), direct_dft2d_adjoint(c, pts, (12, 10))) < 1e-6
 
 
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_finufft_plans_are_made_once_and_give_the_one_shot_result(dtype):
+    """Cached finufft plans (one setpts, many executes): the same numbers as finufft's one-shot calls, for
+    batches of 1 and 3, both types; copies and pickles start without plans; a plan for other points refused."""
+    import copy
+    import pickle
+
+    from ambient_imaging.operators.nufft import FinufftPlans
+
+    rdt = torch.float32 if dtype == torch.complex64 else torch.float64
+    tol = 1e-5 if dtype == torch.complex64 else 1e-11
+    g = torch.Generator().manual_seed(7)
+    pts = (torch.rand((300, 2), generator=g, dtype=torch.float64) - 0.5).to(rdt)
+    eps = 1e-6 if dtype == torch.complex64 else 1e-12
+    plans = FinufftPlans((16, 12), pts, eps)
+    for b in (1, 3, 1):
+        x = torch.randn((b, 16, 12), generator=g, dtype=dtype)
+        c = torch.randn((b, 300), generator=g, dtype=dtype)
+        assert _rel(nufft2d_type2(x, pts, eps, "finufft", plans), nufft2d_type2(x, pts, eps, "finufft")) < tol
+        assert _rel(nufft2d_type1(c, pts, (16, 12), eps, "finufft", plans),
+                    nufft2d_type1(c, pts, (16, 12), eps, "finufft")) < tol
+    assert len(plans._plans) == 4  # (type 1, type 2) x (batch 1, batch 3)
+    for other in (copy.deepcopy(plans), pickle.loads(pickle.dumps(plans))):
+        assert other._plans == {} and _rel(nufft2d_type2(x, pts, eps, "finufft", other),
+                                           nufft2d_type2(x, pts, eps, "finufft")) < tol
+    with pytest.raises(ValueError, match="finufft plans were built for"):
+        nufft2d_type2(x, pts[:200], eps, "finufft", plans)
+    op = Interferometer(pts.to(torch.float64) * 1e9, (16, 12), 1e-9 / 16, backend="finufft")
+    op.forward(torch.randn((2, 1, 16, 12), generator=g, dtype=torch.float64))
+    assert any(isinstance(p, FinufftPlans) for p in op._plans.values())  # the operator keeps its plans
+
+
 def test_nufft_double_is_near_machine_precision_and_shared_points_batch():
     g = torch.Generator().manual_seed(2)
     x = torch.randn((3, 32, 32), generator=g, dtype=torch.float64)  # real input is promoted

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .image import center_crop, to_magnitude
 
@@ -49,7 +48,15 @@ def _volumes(gt: Any, pred: Any, crop: tuple[int, int] | None) -> tuple[np.ndarr
 def _psnr(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     if np.array_equal(gt, pred):
         return math.inf
+    from skimage.metrics import peak_signal_noise_ratio  # on use: it imports scipy.stats (~1 s of CLI start-up)
+
     return float(peak_signal_noise_ratio(gt, pred, data_range=data_range))
+
+
+def _ssim(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(gt, pred, data_range=data_range))
 
 
 def _nmse(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -65,7 +72,7 @@ def fastmri_slice_metrics(gt: Any, pred: Any, crop: tuple[int, int] | None = Non
     dr = float(gt.max()) if data_range is None else float(data_range)
     return [
         {"slice": i, "nmse": _nmse(g, p), "psnr": _psnr(g, p, dr),
-         "ssim": float(structural_similarity(g, p, data_range=dr))}
+         "ssim": _ssim(g, p, dr)}
         for i, (g, p) in enumerate(zip(gt, pred))
     ]
 
@@ -75,7 +82,7 @@ def fastmri_volume_metrics(gt: Any, pred: Any, crop: tuple[int, int] | None = No
     """``{"nmse", "psnr", "ssim"}`` of one volume exactly as fastMRI's ``evaluate.py`` computes them."""
     gt, pred = _volumes(gt, pred, crop)
     dr = float(gt.max()) if data_range is None else float(data_range)
-    ssim = float(np.mean([structural_similarity(g, p, data_range=dr) for g, p in zip(gt, pred)]))
+    ssim = float(np.mean([_ssim(g, p, dr) for g, p in zip(gt, pred)]))
     return {"nmse": _nmse(gt, pred), "psnr": _psnr(gt, pred, dr), "ssim": ssim}
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 __all__ = ["to_magnitude", "center_crop", "nmse", "psnr", "ssim", "slice_metrics", "volume_metrics"]
 
@@ -64,6 +63,8 @@ def psnr(gt, pred, maxval: float | None = None) -> float:
     gt, pred = _pair(gt, pred)
     if np.array_equal(gt, pred):
         return math.inf
+    from skimage.metrics import peak_signal_noise_ratio  # imported on use: it pulls in scipy.stats (~1 s)
+
     return float(peak_signal_noise_ratio(gt, pred, data_range=gt.max() if maxval is None else maxval))
 
 
@@ -77,6 +78,8 @@ def ssim(gt, pred, maxval: float | None = None) -> float:
         gt, pred = gt[None], pred[None]
     gt, pred = gt.reshape(-1, *gt.shape[-2:]), pred.reshape(-1, *pred.shape[-2:])
     maxval = gt.max() if maxval is None else maxval
+    from skimage.metrics import structural_similarity
+
     vals = [structural_similarity(g, p, data_range=maxval) for g, p in zip(gt, pred)]
     return float(np.mean(vals))
 

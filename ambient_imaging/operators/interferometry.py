@@ -48,7 +48,7 @@ from torch import Tensor
 
 from .base import SubsamplingOperator, complex_dtype_like, real_dtype_like
 from .gridded import GriddedInterferometer, _add_conjugate_cells, _check_pixel_scale, _complex_image
-from .nufft import BACKENDS, NUFFTPlan, default_eps, nufft2d_type1, nufft2d_type2
+from .nufft import BACKENDS, FinufftPlans, NUFFTPlan, default_eps, nufft2d_type1, nufft2d_type2
 
 try:  # finufft is a dependency, but keep the torch path usable without it
     import finufft as _finufft  # noqa: F401
@@ -234,15 +234,17 @@ class Interferometer(SubsamplingOperator):
             return self.backend
         return "finufft" if device.type == "cpu" and _HAVE_FINUFFT else "torch"
 
-    def _plan(self, points: Tensor) -> NUFFTPlan | None:
-        """The cached NUFFT plan for this precision (torch backend); shared by copies that
-        keep ``uv`` (e.g. :meth:`subsample`), rebuilt when ``uv`` changes."""
-        if self._backend(points.device) != "torch":
+    def _plan(self, points: Tensor) -> NUFFTPlan | FinufftPlans | None:
+        """The cached NUFFT plan for this precision (torch backend; finufft plans for one set of
+        points); shared by copies that keep ``uv`` (e.g. :meth:`subsample`), rebuilt when ``uv`` changes."""
+        backend = self._backend(points.device)
+        if backend == "finufft" and (points.ndim == 3 and points.shape[0] != 1):
             return None
         eps = default_eps(points.dtype) if self.eps is None else float(self.eps)
-        key = (points.dtype, points.device, eps)
+        key = (backend, points.dtype, points.device, eps)
         if key not in self._plans:
-            self._plans[key] = NUFFTPlan(self.image_shape, points, eps)
+            make = NUFFTPlan if backend == "torch" else FinufftPlans
+            self._plans[key] = make(self.image_shape, points, eps)
         return self._plans[key]
 
     def replace(self, **changes) -> Interferometer:

@@ -32,7 +32,7 @@ from torch import Tensor
 from ambient_imaging.interferometry.compact import ZBL_UV_CUT, compact_flux_data
 
 from .denoiser import ConditionedDenoiser, Reconstruction
-from .likelihoods import make_likelihoods, parse_data_terms
+from .likelihoods import make_likelihoods, parse_data_terms, total_chi2
 from .method import Method
 from .rml import fit_warnings
 from .schedule import sigma_range
@@ -213,9 +213,7 @@ class LikelihoodSampler(Method):
         liks = make_likelihoods(y, op, self.data_terms)
 
         def nll(img: Tensor) -> Tensor:
-            tot = img.new_zeros(img.shape[0])
-            for name, lk in liks.items():
-                tot = tot + self.data_terms[name] * lk.loss(img)
+            tot = total_chi2(liks, self.data_terms, img, scale="loss")
             if self.flux_sigma:
                 tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
             return tot

@@ -39,6 +39,7 @@ __all__ = [
     "LogClosureAmplitudeLikelihood",
     "LIKELIHOODS",
     "make_likelihoods",
+    "total_chi2",
     "parse_data_terms",
     "chi2_report",
 ]
@@ -68,12 +69,22 @@ class Likelihood:
         """Model visibilities ``(K, M)`` of images ``(K, 1, H, W)``."""
         return self.op.forward(x)
 
-    def chi2(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def chi2(self, x: Tensor) -> Tensor:
+        """Reduced χ² ``(K,)`` of images ``x`` ``(K, 1, H, W)``."""
+        return self.chi2_of(self.model(x))
+
+    def chi2_of(self, v: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Reduced χ² ``(K,)`` of model visibilities ``v`` ``(K, M)`` (:meth:`model`): several
+        likelihoods of one operator share one transform (:func:`total_chi2`)."""
         raise NotImplementedError
 
     def loss(self, x: Tensor) -> Tensor:
         """Negative log-likelihood (up to a constant) ``(K,)``; its gradient drives RML and DPS."""
-        return 0.5 * self.n_data * self.chi2(x)
+        return self.loss_of_chi2(self.chi2(x))
+
+    def loss_of_chi2(self, chi2: Tensor) -> Tensor:
+        """The negative log-likelihood that a reduced χ² stands for (``N χ² / 2``)."""
+        return 0.5 * self.n_data * chi2
 
 
 class VisibilityLikelihood(Likelihood):
@@ -92,16 +103,15 @@ class VisibilityLikelihood(Likelihood):
     def _factor(self) -> Tensor | None:
         return None if self.gains is None else self.gains.factor().to(self.y.device)
 
-    def chi2(self, x: Tensor) -> Tensor:
-        v = self.model(x)
+    def chi2_of(self, v: Tensor) -> Tensor:
         f = self._factor()
         if f is not None:
             v = v * f
         r = ((self.y - v).abs() / self.sigma.clamp_min(1e-300)) ** 2
         return (r * self.valid).sum(-1) / (2 * max(self.n_data, 1))
 
-    def loss(self, x: Tensor) -> Tensor:
-        return self.n_data * self.chi2(x)
+    def loss_of_chi2(self, chi2: Tensor) -> Tensor:
+        return self.n_data * chi2
 
 
 class AmplitudeLikelihood(Likelihood):
@@ -119,8 +129,8 @@ class AmplitudeLikelihood(Likelihood):
     def n_data(self) -> int:
         return int(self.valid.sum())
 
-    def chi2(self, x: Tensor) -> Tensor:
-        a = self.model(x).abs()
+    def chi2_of(self, v: Tensor) -> Tensor:
+        a = v.abs()
         if self.gains is not None:
             a = a * self.gains.factor().abs().to(a.device)
         r = ((self.amp - a) / self.sigma.clamp_min(1e-300)) ** 2
@@ -144,11 +154,11 @@ class ClosurePhaseLikelihood(_ClosureLikelihood):
     def n_data(self) -> int:
         return int(self.data.cphase.numel())
 
-    def chi2(self, x: Tensor) -> Tensor:
+    def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
             raise ValueError("no closure phases: need integrations with >= 3 stations")
         d = self.data
-        psi = d.index.model_cphase(self.model(x), d.cphase_weight.to(x.device))
+        psi = d.index.model_cphase(v, d.cphase_weight.to(v.device))
         dev = d.cphase.to(psi.device)
         sig = d.cphase_sigma.to(psi.device)
         return (2.0 / self.n_data) * ((1.0 - torch.cos(dev - psi)) / sig**2).sum(-1)
@@ -163,11 +173,11 @@ class LogClosureAmplitudeLikelihood(_ClosureLikelihood):
     def n_data(self) -> int:
         return int(self.data.logcamp.numel())
 
-    def chi2(self, x: Tensor) -> Tensor:
+    def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
             raise ValueError("no log closure amplitudes: need integrations with >= 4 stations")
         d = self.data
-        lc = d.index.model_logcamp(self.model(x), d.logcamp_weight.to(x.device))
+        lc = d.index.model_logcamp(v, d.logcamp_weight.to(v.device))
         return (((d.logcamp.to(lc.device) - lc) / d.logcamp_sigma.to(lc.device)) ** 2).sum(-1) / self.n_data
 
 
@@ -177,6 +187,23 @@ LIKELIHOODS = {
     "cphase": ClosurePhaseLikelihood,
     "logcamp": LogClosureAmplitudeLikelihood,
 }
+
+
+def total_chi2(likelihoods: dict[str, Likelihood], weights: dict[str, float], x: Tensor,
+               scale: str = "chi2") -> Tensor:
+    """``Σ w_d χ²_d(x)`` (``scale="loss"``: ``Σ w_d loss_d(x)``) ``(K,)`` over the likelihoods with a
+    non-zero weight, with one forward transform when they share their operator (the usual case:
+    :func:`make_likelihoods`) instead of one per data product."""
+    used = [(n, lk) for n, lk in likelihoods.items() if weights.get(n, 0)]
+    if not used:
+        return x.new_zeros(x.shape[0])
+    shared = all(lk.op is used[0][1].op for _, lk in used)
+    v = used[0][1].model(x) if shared else None
+    total = x.new_zeros(x.shape[0])
+    for name, lk in used:
+        c = lk.chi2_of(v) if v is not None else lk.chi2(x)
+        total = total + weights[name] * (c if scale == "chi2" else lk.loss_of_chi2(c))
+    return total
 
 
 def parse_data_terms(spec: str | dict[str, float] | None, default: str = "cphase,logcamp") -> dict[str, float]:

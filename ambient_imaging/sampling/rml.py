@@ -51,7 +51,7 @@ from ambient_imaging.interferometry.flux import gaussian_image
 from ambient_imaging.interferometry.gains import StationGains, solve_gains, station_slots
 
 from .denoiser import Reconstruction
-from .likelihoods import chi2_report, make_likelihoods, parse_data_terms
+from .likelihoods import chi2_report, make_likelihoods, parse_data_terms, total_chi2
 from .method import Method
 
 __all__ = ["RML", "fit_warnings", "rml_from_options", "positive", "positive_inverse", "REGULARISERS", "CHI2_LIMIT",
@@ -209,11 +209,7 @@ class RML(Method):
         def closure():
             opt.zero_grad()
             x = self._to_x(z)
-            obj = self._regulariser(x, prior, flux, pixel, res)
-            for name, lk in likelihoods.items():
-                if weights.get(name, 0):
-                    obj = obj + weights[name] * lk.chi2(x)
-            obj = obj.sum()
+            obj = (self._regulariser(x, prior, flux, pixel, res) + total_chi2(likelihoods, weights, x)).sum()
             obj.backward()
             return obj
 

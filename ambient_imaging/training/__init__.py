@@ -11,26 +11,48 @@ Main entry points:
   (:mod:`.families`) and the noise-level distribution (:mod:`.sigma`).
 """
 
-from .assembly import build_loss, build_network, train
-from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from .config import TrainConfig
-from .data import ResumableBatchSampler, TrainingData, build_training_data
-from .distributed import DistContext, init_distributed
-from .losses import (
-    LOSSES,
-    AmbientLoss,
-    AmbientTweedieLoss,
-    ConsistencyLoss,
-    Loss,
-    LossOutput,
-    MixtureLoss,
-    NaiveLoss,
-    OracleLoss,
-)
-from .prior import Prior, load_prior
-from .sigma import LogNormalSigma, edm_weight, floor_weight, sample_sigma
-from .statistics import estimate_sigma_data, mask_in_training_range, measurement_summary
-from .trainer import NonFiniteLossError, Trainer, TrainResult, seed_everything
+import importlib
+from typing import Any
+
+#: public name → the submodule that defines it. Imported on first use (PEP 562), so that
+#: ``from ambient_imaging.training.config import ...`` (the CLI's parser) does not import the
+#: trainer, the networks and the losses: a command-line start-up cost of several seconds.
+_EXPORTS = {
+    "build_loss": "assembly",
+    "build_network": "assembly",
+    "train": "assembly",
+    "CheckpointError": "checkpoint",
+    "latest_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "TrainConfig": "config",
+    "ResumableBatchSampler": "data",
+    "TrainingData": "data",
+    "build_training_data": "data",
+    "DistContext": "distributed",
+    "init_distributed": "distributed",
+    "LOSSES": "losses",
+    "AmbientLoss": "losses",
+    "AmbientTweedieLoss": "losses",
+    "ConsistencyLoss": "losses",
+    "Loss": "losses",
+    "LossOutput": "losses",
+    "MixtureLoss": "losses",
+    "NaiveLoss": "losses",
+    "OracleLoss": "losses",
+    "Prior": "prior",
+    "load_prior": "prior",
+    "LogNormalSigma": "sigma",
+    "edm_weight": "sigma",
+    "floor_weight": "sigma",
+    "sample_sigma": "sigma",
+    "estimate_sigma_data": "statistics",
+    "mask_in_training_range": "statistics",
+    "measurement_summary": "statistics",
+    "NonFiniteLossError": "trainer",
+    "Trainer": "trainer",
+    "TrainResult": "trainer",
+    "seed_everything": "trainer",
+}
 
 __all__ = [
     "AmbientLoss",
@@ -68,3 +90,16 @@ __all__ = [
     "DistContext",
     "init_distributed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
