@@ -3,9 +3,9 @@
 For a candidate centre, the image is sampled along ``n_rays`` rays (position angles east of north,
 ``0, 10, … 350°`` by default) and the radius of peak brightness is found on each. As REx does, the
 image is interpolated with cubic splines and each peak is refined by a parabola through the
-three samples around it (REx's ``quad_interp_radius``): on analytic rings at sub-pixel radii the
-diameter is then exact to 0.1 µas on a 2.5-µas grid (bilinear samples and the bare argmax were off
-by up to 0.6 µas; ``benchmarks/ring_estimator.py``). The **centre** is
+three samples around it (REx's ``quad_interp_radius``): on analytic rings and crescents at sub-pixel
+radii the diameter is then exact to 0.05 µas on a 2.5-µas grid (bilinear samples and the bare argmax
+were off by up to 1 µas; ``benchmarks/ring_estimator.py``). The **centre** is
 the candidate where those peak radii scatter least (relative: std / mean), searched on a grid
 around the flux centroid, then refined. At that centre:
 
