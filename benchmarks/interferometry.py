@@ -194,6 +194,16 @@ def ehtim_row(args, sim, y, op, truth_ring, fwhm_px, base, images) -> list[dict]
                   {**base, "seconds_inside": info.get("seconds"), "compact_flux": COMPACT})]
 
 
+def _sampler_spec(spec: str) -> tuple[str, dict[str, float]]:
+    """``"likelihood-daps:randomize=0;iters=30"`` → ``("likelihood-daps", {"randomize": 0.0, "iters": 30.0})``."""
+    name, _, rest = spec.partition(":")
+    settings = {}
+    for part in filter(None, rest.split(";")):
+        key, _, value = part.partition("=")
+        settings[key.strip()] = float(value)
+    return name.strip(), settings
+
+
 def posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images) -> dict:
     """``reconstruct --prior RUN --sampler SAMPLER`` with closure likelihoods (``likelihood-dps`` or
     ``likelihood-daps``, fitted to the prior, through :func:`run_method` as the CLI runs it): the mean is
@@ -204,9 +214,14 @@ def posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images) 
     from ambient_imaging.training.prior import load_prior
 
     prior = load_prior(args.prior)
+    spec, sampler, settings = sampler, *_sampler_spec(sampler)
     steps = args.posterior_steps if sampler == "likelihood-dps" else args.daps_steps
     extra = {"zeta": args.zeta} if sampler == "likelihood-dps" else {}
     method = make_method(sampler, prior, steps=steps, data_terms="cphase,logcamp", **extra)
+    for key, value in settings.items():  # e.g. likelihood-daps:randomize=0 (a variant beside the default)
+        if not hasattr(method, key):
+            raise SystemExit(f"--posterior-samplers {spec}: {sampler} has no setting {key!r}")
+        setattr(method, key, type(getattr(method, key))(value))
     y32, op32 = y.to(torch.complex64), op.to(dtype=torch.float32)
     t = time.perf_counter()
     rec = run_method(y32, op32, prior, method, samples=args.samples, generator=torch.Generator().manual_seed(0))
@@ -216,7 +231,8 @@ def posterior_row(args, sampler, sim, y, op, truth_ring, fwhm_px, base, images) 
     dmean, dstd = spread["ring_diameter_uas"], spread["ring_diameter_uas_std"]
     covered = abs(dmean - truth_ring.ring_diameter_uas) <= 2 * dstd
     chi2 = {k: v[0] for k, v in rec.info.items() if k in ("chi2_cphase", "chi2_logcamp")}
-    label = "posterior-mean" if sampler == "likelihood-dps" else f"{sampler}-mean"
+    variant = spec.replace(":", "[") + ("]" if settings else "")
+    label = "posterior-mean" if spec == "likelihood-dps" else f"{variant}-mean"
     images[label] = rec.mean[0, 0].to(torch.float64).numpy()
     images[label.replace("-mean", "-std")] = rec.std[0, 0].to(torch.float64).numpy()
     best = max(blurred_psnr(a.numpy(), sim.truth.numpy(), fwhm_px) for a in samples)
@@ -351,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--posterior-steps", type=int, default=100, help="likelihood-dps steps")
     p.add_argument("--posterior-samplers", default="likelihood-dps",
-                   help="comma-separated: likelihood-dps (row posterior-mean), likelihood-daps")
+                   help="comma-separated: likelihood-dps (row posterior-mean), likelihood-daps; a variant as "
+                        "NAME:key=value;key=value (e.g. likelihood-daps:randomize=0)")
     p.add_argument("--daps-steps", type=int, default=None, help="likelihood-daps annealing levels (default its own)")
     p.add_argument("--rml-variants", choices=("all", "default"), default="all",
                    help="all: RML with the compact flux estimated / given / not handled; default: the first only")

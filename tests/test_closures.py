@@ -214,3 +214,27 @@ def test_against_ehtim(tmp_path):
             assert float(cd.logcamp[k]) == pytest.approx(theirs[key][0], abs=1e-4)
             assert float(cd.logcamp_sigma[k]) == pytest.approx(theirs[key][1], rel=1e-4)
     assert n_match >= 0.9 * cd.logcamp.numel() > 0
+
+
+def test_perturbed_likelihoods_draw_data_from_their_noise_model(sims):
+    """``Likelihood.perturbed(k)``: k rows of data + noise at the likelihood's own σ's; the original is untouched."""
+    _, dirty = sims
+    y, op = dirty.vis.to_operator((N, N), fov=FOV)
+    liks = make_likelihoods(y, op, "vis,amp,cphase,logcamp")
+    g = torch.Generator().manual_seed(0)
+    k = 400
+    pairs = {"vis": lambda lk: (lk.y, lk.sigma * 2**0.5), "amp": lambda lk: (lk.amp, lk.sigma),
+             "cphase": lambda lk: (lk.data.cphase, lk.data.cphase_sigma),
+             "logcamp": lambda lk: (lk.data.logcamp, lk.data.logcamp_sigma)}
+    x = dirty.truth[None, None].to(torch.float64)
+    for name, lk in liks.items():
+        before, sigma = (t.clone() for t in pairs[name](lk))
+        new = lk.perturbed(k, g)
+        data, _ = pairs[name](new)
+        assert data.shape[0] == k and torch.equal(pairs[name](lk)[0], before)
+        z = ((data - before).abs() / sigma.clamp_min(1e-300))[:, sigma > 0]
+        assert abs(float(z.pow(2).mean()) - 1.0) < 0.05, name  # σ-sized noise (|complex| counts both parts)
+        chi2 = new.chi2(x.expand(k, 1, N, N))  # each sample against its own data: about the original χ²
+        assert chi2.shape == (k,) and new.n_data == lk.n_data
+        if name in ("cphase", "logcamp"):
+            assert abs(float(chi2.mean()) - float(lk.chi2(x)[0]) - 1.0) < 0.2, name  # + 1 from the added noise

@@ -69,6 +69,9 @@ class LikelihoodPosterior:
     shape: tuple[int, int]
     compact: Any
     conditioning: str
+    #: ``randomized(k, generator)``: the negative log-likelihood of ``k`` samples, each with its own draw of
+    #: data + noise (randomize-then-optimize data steps); ``None`` where the data cannot be perturbed
+    randomized: Callable[[int, Any], Callable[[Tensor], Tensor]] | None = None
 
 
 def center_on_centroid(img: Tensor) -> Tensor:
@@ -212,15 +215,21 @@ class LikelihoodSampler(Method):
         flux = compact.flux
         liks = make_likelihoods(y, op, self.data_terms)
 
-        def nll(img: Tensor) -> Tensor:
-            tot = total_chi2(liks, self.data_terms, img, scale="loss")
-            if self.flux_sigma:
-                tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
-            return tot
+        def nll_of(likelihoods: dict[str, Any]) -> Callable[[Tensor], Tensor]:
+            def nll(img: Tensor) -> Tensor:
+                tot = total_chi2(likelihoods, self.data_terms, img, scale="loss")
+                if self.flux_sigma:
+                    tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
+                return tot
 
-        return LikelihoodPosterior(ConditionedDenoiser(net, conditioning, mask_channels), liks, nll, flux,
+            return nll
+
+        def randomized(n: int, gen: Any) -> Callable[[Tensor], Tensor]:
+            return nll_of({name: lk.perturbed(n, gen) for name, lk in liks.items()})
+
+        return LikelihoodPosterior(ConditionedDenoiser(net, conditioning, mask_channels), liks, nll_of(liks), flux,
                           flux / float(self.flux_per_image), op.image_shape, compact,
-                          "x_t" if conditioning is None else f"gridded uv, delta={self.delta:g}")
+                          "x_t" if conditioning is None else f"gridded uv, delta={self.delta:g}", randomized)
 
     def settings(self) -> dict[str, Any]:
         """The sampler's own settings, recorded in ``Reconstruction.info``."""

@@ -23,6 +23,8 @@ For noise-only residuals every χ² is ≈ 1.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import torch
@@ -86,6 +88,17 @@ class Likelihood:
         """The negative log-likelihood that a reduced χ² stands for (``N χ² / 2``)."""
         return 0.5 * self.n_data * chi2
 
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> Likelihood:
+        """A copy whose data are ``k`` draws of data + noise from this likelihood's own noise model
+        (``(K, ·)`` data, one row per sample): randomize-then-optimize (Bardsley et al. 2014) samples a
+        Gaussian posterior exactly when a data step minimises the perturbed likelihood plus a perturbed
+        prior term."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be perturbed")
+
+    @staticmethod
+    def _noise(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+        return torch.randn(shape, dtype=like.real.dtype, generator=generator).to(like.device)
+
 
 class VisibilityLikelihood(Likelihood):
     """Complex visibilities, optionally with station gains ``g`` applied to the model."""
@@ -99,6 +112,13 @@ class VisibilityLikelihood(Likelihood):
     @property
     def n_data(self) -> int:
         return int(self.valid.sum())
+
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> VisibilityLikelihood:
+        new = copy.copy(self)
+        m = self.y.shape[1]
+        eps = torch.complex(self._noise((k, m), self.y, generator), self._noise((k, m), self.y, generator))
+        new.y = self.y + self.sigma * eps * self.valid
+        return new
 
     def _factor(self) -> Tensor | None:
         return None if self.gains is None else self.gains.factor().to(self.y.device)
@@ -129,6 +149,11 @@ class AmplitudeLikelihood(Likelihood):
     def n_data(self) -> int:
         return int(self.valid.sum())
 
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> AmplitudeLikelihood:
+        new = copy.copy(self)
+        new.amp = self.amp + self.sigma * self._noise((k, self.amp.shape[-1]), self.amp, generator) * self.valid
+        return new
+
     def chi2_of(self, v: Tensor) -> Tensor:
         a = v.abs()
         if self.gains is not None:
@@ -150,9 +175,16 @@ class ClosurePhaseLikelihood(_ClosureLikelihood):
 
     name = "cphase"
 
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> ClosurePhaseLikelihood:
+        new = copy.copy(self)
+        d = self.data
+        new.data = dataclasses.replace(d, cphase=d.cphase + d.cphase_sigma * self._noise(
+            (k, d.cphase.shape[-1]), d.cphase, generator))
+        return new
+
     @property
     def n_data(self) -> int:
-        return int(self.data.cphase.numel())
+        return int(self.data.cphase.shape[-1])
 
     def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
@@ -169,9 +201,16 @@ class LogClosureAmplitudeLikelihood(_ClosureLikelihood):
 
     name = "logcamp"
 
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> LogClosureAmplitudeLikelihood:
+        new = copy.copy(self)
+        d = self.data
+        new.data = dataclasses.replace(d, logcamp=d.logcamp + d.logcamp_sigma * self._noise(
+            (k, d.logcamp.shape[-1]), d.logcamp, generator))
+        return new
+
     @property
     def n_data(self) -> int:
-        return int(self.data.logcamp.numel())
+        return int(self.data.logcamp.shape[-1])
 
     def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
