@@ -27,6 +27,7 @@ from ambient_imaging.sampling.likelihoods import (
     make_likelihoods,
     parse_data_terms,
     total_chi2,
+    total_loss,
 )
 
 N = 32
@@ -121,7 +122,7 @@ def test_total_chi2_is_the_weighted_sum_with_one_transform(sims, monkeypatch):
     monkeypatch.setattr(type(op), "forward", lambda self, img: calls.append(1) or forward(self, img))
     assert torch.allclose(total_chi2(liks, w, x), want, rtol=1e-12)
     assert len(calls) == 1  # one transform for the three weighted products
-    assert torch.allclose(total_chi2(liks, w, x, scale="loss"), want_loss, rtol=1e-12)
+    assert torch.allclose(total_loss(liks, w, x), want_loss, rtol=1e-12)
     assert torch.equal(total_chi2(liks, {}, x), torch.zeros(2, dtype=x.dtype))
 
 

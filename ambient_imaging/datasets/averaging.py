@@ -84,6 +84,7 @@ def coherent_average(vis: Visibilities, seconds: float | None, gap_s: float = SC
                    sigma=sigma[order], ant1=vis.ant1[first][order], ant2=vis.ant2[first][order], time=time[order],
                    frequency=mean(vis.frequency)[order], extra=dict(vis.extra))
 
+
 def coherence(vis: Visibilities, seconds: float | None, min_snr: float = 5.0, gap_s: float = SCAN_GAP_S) -> float:
     """Median over segments (≥ 2 records, every record's SNR ≥ ``min_snr``) of ``|Σ V| / Σ |V|``: 1 for
     phase-calibrated data, lower when the phase wanders within a segment. NaN when no segment qualifies."""

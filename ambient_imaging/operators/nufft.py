@@ -372,10 +372,10 @@ class FinufftPlans:
 
 def _type2_finufft(x: Tensor, points: Tensor, eps: float, plan: FinufftPlans | None = None) -> Tensor:
     _check_cpu(x)
-    fin = _finufft_module()
     xs = x.detach().resolve_conj().numpy()
     if plan is not None:
         return torch.from_numpy(plan.type2(xs)).to(x.dtype)
+    fin = _finufft_module()
     oy, ox = _finufft_points(points)
     nt = _finufft_threads(oy.shape[-1])
     if points.shape[0] == 1:
@@ -390,10 +390,10 @@ def _type2_finufft(x: Tensor, points: Tensor, eps: float, plan: FinufftPlans | N
 def _type1_finufft(v: Tensor, points: Tensor, shape: tuple[int, int], eps: float,
                    plan: FinufftPlans | None = None) -> Tensor:
     _check_cpu(v)
-    fin = _finufft_module()
     vs = v.detach().resolve_conj().numpy()
     if plan is not None:
         return torch.from_numpy(plan.type1(vs)).to(v.dtype)
+    fin = _finufft_module()
     oy, ox = _finufft_points(points)
     nt = _finufft_threads(oy.shape[-1])
     if points.shape[0] == 1:

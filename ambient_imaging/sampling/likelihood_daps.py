@@ -78,7 +78,7 @@ class LikelihoodDAPS(LikelihoodSampler):
             raise ValueError(f"likelihood-daps: positivity must be 'softplus' or 'exp', got {self.positivity!r}")
 
     def settings(self) -> dict[str, Any]:
-        """``iters``, ``floor`` and ``positivity`` (recorded in ``Reconstruction.info``)."""
+        """``iters``, ``floor``, ``positivity`` and ``randomize`` (recorded in ``Reconstruction.info``)."""
         return {"iters": self.iters, "floor": self.floor, "positivity": self.positivity, "randomize": self.randomize}
 
     def data_step(self, ctx: LikelihoodPosterior, x0_hat: Tensor, r: float, generator=None) -> Tensor:

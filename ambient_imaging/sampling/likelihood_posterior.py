@@ -32,7 +32,7 @@ from torch import Tensor
 from ambient_imaging.interferometry.compact import ZBL_UV_CUT, compact_flux_data
 
 from .denoiser import ConditionedDenoiser, Reconstruction
-from .likelihoods import make_likelihoods, parse_data_terms, total_chi2
+from .likelihoods import make_likelihoods, parse_data_terms, total_loss
 from .method import Method
 from .rml import fit_warnings
 from .schedule import sigma_range
@@ -217,7 +217,7 @@ class LikelihoodSampler(Method):
 
         def nll_of(likelihoods: dict[str, Any]) -> Callable[[Tensor], Tensor]:
             def nll(img: Tensor) -> Tensor:
-                tot = total_chi2(likelihoods, self.data_terms, img, scale="loss")
+                tot = total_loss(likelihoods, self.data_terms, img)
                 if self.flux_sigma:
                     tot = tot + 0.5 * ((img.sum(dim=(1, 2, 3)) - flux) / (self.flux_sigma * flux)) ** 2
                 return tot

@@ -42,6 +42,7 @@ __all__ = [
     "LIKELIHOODS",
     "make_likelihoods",
     "total_chi2",
+    "total_loss",
     "parse_data_terms",
     "chi2_report",
 ]
@@ -169,22 +170,25 @@ class _ClosureLikelihood(Likelihood):
         self.data = data if data is not None else closure_data(y, op, debias=debias, avg_time=avg_time,
                                                                 snrcut=snrcut)
 
+    #: the :class:`ClosureData` field this likelihood fits (its σ's are ``<field>_sigma``)
+    field = "cphase"
+
+    @property
+    def n_data(self) -> int:
+        return int(getattr(self.data, self.field).shape[-1])
+
+    def perturbed(self, k: int, generator: torch.Generator | None = None) -> _ClosureLikelihood:
+        new = copy.copy(self)
+        values, sigma = getattr(self.data, self.field), getattr(self.data, self.field + "_sigma")
+        noise = self._noise((k, values.shape[-1]), values, generator)
+        new.data = dataclasses.replace(self.data, **{self.field: values + sigma * noise})
+        return new
+
 
 class ClosurePhaseLikelihood(_ClosureLikelihood):
     """Closure phases of a non-redundant set of triangles per integration (gain invariant)."""
 
-    name = "cphase"
-
-    def perturbed(self, k: int, generator: torch.Generator | None = None) -> ClosurePhaseLikelihood:
-        new = copy.copy(self)
-        d = self.data
-        new.data = dataclasses.replace(d, cphase=d.cphase + d.cphase_sigma * self._noise(
-            (k, d.cphase.shape[-1]), d.cphase, generator))
-        return new
-
-    @property
-    def n_data(self) -> int:
-        return int(self.data.cphase.shape[-1])
+    name = field = "cphase"
 
     def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
@@ -199,18 +203,7 @@ class ClosurePhaseLikelihood(_ClosureLikelihood):
 class LogClosureAmplitudeLikelihood(_ClosureLikelihood):
     """Log closure amplitudes of a non-redundant set of quadrangles per integration (gain invariant)."""
 
-    name = "logcamp"
-
-    def perturbed(self, k: int, generator: torch.Generator | None = None) -> LogClosureAmplitudeLikelihood:
-        new = copy.copy(self)
-        d = self.data
-        new.data = dataclasses.replace(d, logcamp=d.logcamp + d.logcamp_sigma * self._noise(
-            (k, d.logcamp.shape[-1]), d.logcamp, generator))
-        return new
-
-    @property
-    def n_data(self) -> int:
-        return int(self.data.logcamp.shape[-1])
+    name = field = "logcamp"
 
     def chi2_of(self, v: Tensor) -> Tensor:
         if self.n_data == 0:
@@ -228,21 +221,25 @@ LIKELIHOODS = {
 }
 
 
-def total_chi2(likelihoods: dict[str, Likelihood], weights: dict[str, float], x: Tensor,
-               scale: str = "chi2") -> Tensor:
-    """``Σ w_d χ²_d(x)`` (``scale="loss"``: ``Σ w_d loss_d(x)``) ``(K,)`` over the likelihoods with a
-    non-zero weight, with one forward transform when they share their operator (the usual case:
-    :func:`make_likelihoods`) instead of one per data product."""
+def _weighted_chi2s(likelihoods: dict[str, Likelihood], weights: dict[str, float], x: Tensor):
+    """``(weight, likelihood, χ²)`` of every likelihood with a non-zero weight, with one forward transform
+    when they share their operator (the usual case: :func:`make_likelihoods`) instead of one per product."""
     used = [(n, lk) for n, lk in likelihoods.items() if weights.get(n, 0)]
-    if not used:
-        return x.new_zeros(x.shape[0])
-    shared = all(lk.op is used[0][1].op for _, lk in used)
+    shared = bool(used) and all(lk.op is used[0][1].op for _, lk in used)
     v = used[0][1].model(x) if shared else None
-    total = x.new_zeros(x.shape[0])
     for name, lk in used:
-        c = lk.chi2_of(v) if v is not None else lk.chi2(x)
-        total = total + weights[name] * (c if scale == "chi2" else lk.loss_of_chi2(c))
-    return total
+        yield weights[name], lk, (lk.chi2_of(v) if v is not None else lk.chi2(x))
+
+
+def total_chi2(likelihoods: dict[str, Likelihood], weights: dict[str, float], x: Tensor) -> Tensor:
+    """``Σ w_d χ²_d(x)`` ``(K,)`` over the likelihoods with a non-zero weight (one transform for all)."""
+    return sum((w * c for w, _, c in _weighted_chi2s(likelihoods, weights, x)), x.new_zeros(x.shape[0]))
+
+
+def total_loss(likelihoods: dict[str, Likelihood], weights: dict[str, float], x: Tensor) -> Tensor:
+    """``Σ w_d loss_d(x)`` ``(K,)``: the weighted negative log-likelihood (one transform for all)."""
+    return sum((w * lk.loss_of_chi2(c) for w, lk, c in _weighted_chi2s(likelihoods, weights, x)),
+               x.new_zeros(x.shape[0]))
 
 
 def parse_data_terms(spec: str | dict[str, float] | None, default: str = "cphase,logcamp") -> dict[str, float]:
