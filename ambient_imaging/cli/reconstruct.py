@@ -198,7 +198,8 @@ def print_table(rows: list[dict[str, Any]], cols: tuple[str, ...] | None = None,
                                                    for r in rows) else ()
     cols = cols or tuple(k for k in ("file", "slice", "method", "psnr", "ssim", "nmse", "psnr_zero_filled",
                                      "coverage_raw", "coverage", "chi2_red", "residual_rel", "chi2_cphase",
-                                     "chi2_logcamp", "ring_diameter_uas", "ring_depth", "nfe", "seconds")
+                                     "chi2_logcamp", "chi2_logcamp_rice", "ring_diameter_uas", "ring_depth", "nfe",
+                                     "seconds")
                          if any(k in r for r in rows) and k not in unfitted)
     table = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]

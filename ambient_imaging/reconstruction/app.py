@@ -496,7 +496,8 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
         method = method.for_data(prob.y, prob.op)
     r = reconstruct(prob, method, prior, name=name, samples=opts.samples, generator=gen, strict=opts.strict)
     chi2_cards = {card: float(r.metrics[key]) for card, key in (("CHI2RED", "chi2_red"), ("CHI2CP", "chi2_cphase"),
-                                                                 ("CHI2LCA", "chi2_logcamp")) if key in r.metrics}
+                                                                 ("CHI2LCA", "chi2_logcamp"),
+                                                                 ("CHI2LCAR", "chi2_logcamp_rice")) if key in r.metrics}
     header = sky_fits_header(obs.ra_deg, obs.dec_deg, pixel, (n, n), frequency_hz=obs.ref_frequency,
                              extra={"OBJECT": obs.source, "METHOD": name, **chi2_cards})
     _sky_outputs(target, r, header, name, prior, opts, lambda: write_sky_fits(

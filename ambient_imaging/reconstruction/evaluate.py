@@ -19,8 +19,8 @@ __all__ = ["collect_metrics", "write_csv", "comparison_figure", "TABLE_COLUMNS",
 #: the columns ``evaluate`` prints, in order (those present); visibility results add their closure χ²'s and
 #: ring metrics (the posterior's diameter spread), which say more than the complex-visibility ``chi2_red``
 TABLE_COLUMNS = ("result", "method", "slices", "psnr", "ssim", "nmse", "psnr_zero_filled", "coverage_raw", "coverage",
-                 "chi2_cphase", "chi2_logcamp", "ring_diameter_uas", "ring_diameter_uas_std", "ring_depth",
-                 "ring_radial_scatter", "chi2_red", "seconds")
+                 "chi2_cphase", "chi2_logcamp", "chi2_logcamp_rice", "ring_diameter_uas", "ring_diameter_uas_std",
+                 "ring_depth", "ring_radial_scatter", "chi2_red", "seconds")
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:

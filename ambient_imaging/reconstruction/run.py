@@ -303,7 +303,8 @@ def _visibility_fit(problem: Problem, method: Any, mean: Tensor, info: dict[str,
     if fitted:  # the RML imager reports the products it fitted (and those it did not, unwarned)
         m.update(fitted)
         # chi2_red is always the complex visibilities' χ²: say which χ²'s judge this fit
-        m["chi2_fitted"] = ",".join(sorted(fitted))
+        judged = info.get("chi2_fitted")
+        m["chi2_fitted"] = ",".join(judged[0] if judged else sorted(fitted))
         return fit_warnings(info, image=mean) if getattr(method, "is_fit", True) else []
     x = (mean.real if mean.is_complex() else mean)[None].to(torch.float64)
     try:

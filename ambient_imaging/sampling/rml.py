@@ -51,7 +51,7 @@ from ambient_imaging.interferometry.flux import gaussian_image
 from ambient_imaging.interferometry.gains import StationGains, solve_gains, station_slots
 
 from .denoiser import Reconstruction
-from .likelihoods import chi2_report, make_likelihoods, parse_data_terms, total_chi2
+from .likelihoods import LOGCAMP_NOISE, chi2_report, make_likelihoods, parse_data_terms, total_chi2
 from .method import Method
 
 __all__ = ["RML", "fit_warnings", "rml_from_options", "positive", "positive_inverse", "REGULARISERS", "CHI2_LIMIT",
@@ -59,6 +59,7 @@ __all__ = ["RML", "fit_warnings", "rml_from_options", "positive", "positive_inve
 
 REGULARISERS = ("mem", "tv", "tsv", "l1", "flux", "centroid")
 CHI2_LIMIT = 10.0
+Z_MAX = 50.0
 #: chosen on simulated EHT 2017 crescents (docs/interferometry.md, "Choosing the regularisers"):
 #: TV biases rings small and fills them; TSV (ehtim's tv2) does not
 DEFAULT_REG = {"mem": 1.0, "tsv": 3.0, "flux": 10.0, "centroid": 1.0}
@@ -124,6 +125,11 @@ class RML(Method):
         selfcal: solve station gains for the ``vis``/``amp`` terms (``True``/``"amp+phase"`` or
             ``"phase"``).
         debias, avg_time, snrcut: closure options (:func:`~ambient_imaging.interferometry.closure_data`).
+        logcamp_noise: how the fit models the log closure amplitudes' noise: ``"ehtim"`` (first-order σ's of
+            the measured amplitudes) or ``"rice"`` (mean and variance at the model's SNR,
+            :class:`~ambient_imaging.sampling.likelihoods.RiceLogClosureAmplitudeLikelihood`; needs
+            ``avg_time=None``; the first round always fits ehtim's statistic, the Rice model refines from the
+            second). Reported: ehtim's χ²'s, and ``chi2_logcamp_rice``, which judges a Rice fit.
         chi2_limit: χ² above which :func:`fit_warnings` warns.
     """
 
@@ -143,6 +149,7 @@ class RML(Method):
     debias: bool = True
     avg_time: float | None = None
     snrcut: float = 0.0
+    logcamp_noise: str = "rice"
     chi2_limit: float = CHI2_LIMIT
     zbl_uv_cut: float | None = ZBL_UV_CUT
     info_extra: dict[str, Any] = field(default_factory=dict)
@@ -164,14 +171,27 @@ class RML(Method):
             raise ValueError(f"RML: selfcal must be False, True, 'phase' or 'amp+phase', got {self.selfcal!r}")
         if int(self.rounds) < 1 or int(self.iters) < 1:
             raise ValueError("RML: rounds and iters must be >= 1")
+        if self.logcamp_noise not in LOGCAMP_NOISE:
+            raise ValueError(f"RML: logcamp_noise must be one of {sorted(LOGCAMP_NOISE)}, got {self.logcamp_noise!r}")
+        if self.logcamp_noise == "rice" and self.avg_time is not None:
+            raise ValueError("RML: the Rice model of log closure amplitudes works per integration: with closure time "
+                             "bins (avg_time) use logcamp_noise='ehtim', or average the visibilities instead "
+                             "(reconstruct --avg-time)")
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _to_x(self, z: Tensor) -> Tensor:
-        return positive(z, self.positivity)
+        # z ≤ 50 (e^50 Jy per pixel, absurd but finite): a line-search probe far out (L-BFGS can propose one
+        # after a poor curvature pair) then gets a huge objective and is backed off, instead of overflowing
+        # to inf/NaN, which the strong-Wolfe search cannot bracket
+        return positive(z.clamp(max=Z_MAX), self.positivity)
 
     def _to_z(self, x: Tensor) -> Tensor:
         x = x.clamp_min(float(x.max()) * 1e-10 + 1e-300)
         return positive_inverse(x, self.positivity)
+
+    def _likelihoods(self, y: Tensor, op, terms: dict, gains: StationGains | None, noise: str | None = None) -> dict:
+        return make_likelihoods(y, op, terms, gains, self.debias, self.avg_time, self.snrcut,
+                                logcamp=LOGCAMP_NOISE[noise or self.logcamp_noise])
 
     def _regulariser(self, x: Tensor, prior: Tensor, flux: float, pixel: float, res: float) -> Tensor:
         reg = x.new_zeros(x.shape[0])
@@ -229,6 +249,7 @@ class RML(Method):
         rec = Reconstruction(torch.cat(outs)[:, None], nfe=0)
         keys = sorted({k for i in infos for k in i if k.startswith("chi2_") and k != "chi2_unfitted"})
         rec.info.update(method="rml", data_terms=dict(self.data_terms), reg_terms=dict(self.reg_terms),
+                        logcamp_noise=self.logcamp_noise,
                         selfcal=self.selfcal, rounds=self.rounds, iters=self.iters,
                         total_flux=[i["total_flux"] for i in infos], **self.info_extra)
         for k in keys:
@@ -266,7 +287,10 @@ class RML(Method):
                 raise ValueError("RML: selfcal needs station pairs and times on the operator "
                                  "(Visibilities.to_operator sets them)")
             slots = station_slots(op.stations, op.times)
-        liks = make_likelihoods(y, op, terms, None, self.debias, self.avg_time, self.snrcut)
+        liks = self._likelihoods(y, op, terms, None)
+        # the first round fits ehtim's log closure amplitudes: from the Gaussian start the long baselines see
+        # ~0 flux, where the Rice mean is flat (no gradient to grow structure); later rounds fit the Rice model
+        first = self._likelihoods(y, op, terms, None, "ehtim") if self.logcamp_noise != "ehtim" else liks
         closure_terms = {k: v for k, v in terms.items() if k in ("cphase", "logcamp")}
         z = self._to_z(prior)
         wts = op.visibility_weights(y)[0] * 2.0  # 1/σ² per component
@@ -281,13 +305,19 @@ class RML(Method):
                     model = op.forward(self._to_x(z))[0]
                     start = slots if gains is None else gains
                     gains = solve_gains(y[0], model, start, wts, mode=mode)
-                    liks = make_likelihoods(y, op, terms, gains, self.debias, self.avg_time, self.snrcut)
-            z = self._fit(z, {k: liks[k] for k in round_terms}, round_terms, prior, flux, pixel, res)
+                    liks = self._likelihoods(y, op, terms, gains)
+            use = first if r == 0 else liks
+            z = self._fit(z, {k: use[k] for k in round_terms}, round_terms, prior, flux, pixel, res)
         x = self._to_x(z).detach()
         report = chi2_report(x, y, op, gains, self.debias, self.avg_time)
-        # products the fit used are judged (chi2_<name>); the others are reported for information
-        info: dict[str, Any] = {k: v for k, v in report.items() if k[5:] in terms}
-        info["chi2_unfitted"] = {k: v for k, v in report.items() if k[5:] not in terms}
+        # the χ²'s of the products the fit used judge it (chi2_fitted: a Rice fit of the log closure amplitudes
+        # by the calibrated chi2_logcamp_rice); ehtim's χ² of every fitted product is reported too, and the
+        # products not fitted go to chi2_unfitted
+        rice = self.logcamp_noise == "rice" and int(self.rounds) > 1  # (one round: ehtim's statistic only)
+        judged = [f"chi2_{t}_rice" if t == "logcamp" and rice else f"chi2_{t}" for t in terms]
+        info: dict[str, Any] = {k: v for k, v in report.items() if k in judged or k[5:] in terms}
+        info["chi2_unfitted"] = {k: v for k, v in report.items() if k not in info}
+        info["chi2_fitted"] = judged
         info["total_flux"] = flux
         info["compact_flux"] = compact.describe()
         info["zero_baseline_flux"] = compact.zero_baseline_flux
@@ -331,9 +361,15 @@ def fit_warnings(info: dict[str, Any], image: Tensor | None = None, limit: float
         "chi2_red": "the data are not fit (reduced χ² of the complex visibilities): for VLBI data use "
                     "--sampler rml --data-terms cphase,logcamp or --selfcal",
     }
+    hints["chi2_logcamp_rice"] = hints["chi2_logcamp"]
     products = {k for k in hints if k != "chi2_red" and k in info}
+    judged = info.get("chi2_fitted")  # RML: the χ²'s that judge the fit (one list per measurement)
+    if judged:
+        judged = {k for j in (judged if isinstance(judged[0], (list, tuple)) else [judged]) for k in j}
     for key, hint in hints.items():
         if key not in info or (key == "chi2_red" and products):  # a fit of chosen products: judged on them
+            continue
+        if judged and key not in judged:  # reported for information (e.g. ehtim's χ² beside a Rice fit)
             continue
         vals = [v for v in values(info[key]) if math.isfinite(v)]
         if vals and max(vals) > limit:
