@@ -117,3 +117,26 @@ def test_fit_warnings_judge_the_fitted_chi2s_only():
     assert any("chi2_logcamp_rice" in w for w in fit_warnings(info))
     del info["chi2_fitted"]
     assert any(w.startswith("chi2_logcamp =") for w in fit_warnings(info))
+
+
+def test_cli_logcamp_noise(tmp_path):
+    """``reconstruct --logcamp-noise ehtim`` reproduces the earlier fit; the choice is in metrics.json; the flag is
+    refused for other samplers and other data."""
+    import json
+
+    from ambient_imaging.cli import main
+    from ambient_imaging.reconstruction import ReconstructOptions
+
+    path = tmp_path / "ring.uvfits"
+    simulate_eht((N, N), FOV, n_times=30, seed=2, path=path)
+    for noise, judged in ((None, "chi2_cphase,chi2_logcamp_rice"), ("ehtim", "chi2_cphase,chi2_logcamp")):
+        out = tmp_path / f"{noise}.fits"
+        argv = ["reconstruct", "--data", str(path), "--sampler", "rml", "--fov", "160uas", "--npix", str(N),
+                "--steps", "30", "--out", str(out)] + (["--logcamp-noise", noise] if noise else [])
+        assert main(argv) == 0
+        m = json.loads(out.with_suffix(".metrics.json").read_text())
+        assert m["slices"][0]["chi2_fitted"] == judged and m["logcamp_noise"] == (noise or "rice")
+    with pytest.raises(ValueError, match="--logcamp-noise applies to --sampler rml"):
+        ReconstructOptions(method="zero-filled", logcamp_noise="ehtim").make(None)
+    with pytest.raises(ValueError, match="--logcamp-noise must be rice or ehtim"):
+        ReconstructOptions(method="rml", logcamp_noise="gauss").validate()

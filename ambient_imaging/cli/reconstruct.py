@@ -89,6 +89,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="RML: compact flux in Jy (e.g. 0.6 for M87 in 2017); intra-site baselines, which also see "
                         "extended emission, are rescaled to it (default: estimated from the shortest inter-site "
                         "amplitudes; docs/interferometry.md)")
+    r.add_argument("--logcamp-noise", default=None, choices=("rice", "ehtim"),
+                   help="RML: how the fit models the noise of log closure amplitudes: rice (default; right near "
+                        "visibility nulls) or ehtim (first-order sigmas of the measured amplitudes, as ehtim's "
+                        "imager); the reported chi2_logcamp is ehtim's either way (docs/interferometry.md)")
     r.add_argument("--avg-time", default="auto", metavar="auto|none|scan|SECONDS",
                    help="visibilities: coherent time averaging within scans before imaging (default auto: records "
                         "shorter than 30 s are averaged to 30 s when their phases are coherent, as VLBI pipelines "
@@ -163,7 +167,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         method=args.sampler, samples=args.samples, steps=args.steps, acceleration=args.acceleration,
         mask_kind=args.mask_kind, center_lines=args.center_lines, center_fraction=args.center_fraction,
         mask_seed=args.mask_seed, slices=args.slices, crop=args.crop, target=args.target, padding=args.padding,
-        coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, flux=args.flux, lamda=args.lamda,
+        coils=args.coils, data_terms=args.data_terms, selfcal=args.selfcal, flux=args.flux,
+        logcamp_noise=args.logcamp_noise, lamda=args.lamda,
         avg_time=args.avg_time, sys_noise=args.sys_noise,
         zeta=args.zeta,
         fov=args.fov, npix=args.npix, seed=args.seed, strict=args.strict, overwrite=args.overwrite,

@@ -78,6 +78,7 @@ class ReconstructOptions:
     data_terms: str | None = None
     selfcal: bool = False
     flux: float | None = None
+    logcamp_noise: str | None = None
     avg_time: str | float | None = "auto"
     sys_noise: float = 0.0
     lamda: float | None = None
@@ -99,6 +100,8 @@ class ReconstructOptions:
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
         check_number("--sys-noise", self.sys_noise, maximum=0.999)
+        if self.logcamp_noise not in (None, "rice", "ehtim"):
+            raise ValueError(f"--logcamp-noise must be rice or ehtim, got {self.logcamp_noise!r}")
         from ambient_imaging.datasets.averaging import parse_avg_time
 
         parse_avg_time(self.avg_time)
@@ -132,7 +135,8 @@ class ReconstructOptions:
         ``prior`` with ``steps``/``lamda``/``zeta``/``data_terms``/``selfcal`` validated there."""
         name = self.method or default_method_name(prior)
         method = make_method(name, prior, steps=self.steps, lamda=self.lamda, zeta=self.zeta, samples=self.samples,
-                             data_terms=self.data_terms, selfcal=self.selfcal, flux=self.flux)
+                             data_terms=self.data_terms, selfcal=self.selfcal, flux=self.flux,
+                             logcamp_noise=self.logcamp_noise)
         if hasattr(method, "progress"):
             method.progress = self.progress
         return method
@@ -507,7 +511,8 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     row = {"file": f.name, "slice": 0, **r.metrics}
     summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
                "data_terms": opts.data_terms if method.takes("data_terms") else None,
-               "selfcal": bool(opts.selfcal), "averaging": averaging, "sys_noise": float(opts.sys_noise)}
+               "selfcal": bool(opts.selfcal), "averaging": averaging, "sys_noise": float(opts.sys_noise),
+               "logcamp_noise": getattr(method, "logcamp_noise", None)}
     summary.update({k: v for k, v in r.metrics.items() if k.startswith(("chi2_", "ring_"))})
     write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]

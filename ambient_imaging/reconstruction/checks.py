@@ -127,7 +127,7 @@ def score_problems(where: str, scores: Mapping[str, Any]) -> list[str]:
 KIND_OPTIONS = {
     "mri": ("acceleration", "mask_kind", "center_lines", "center_fraction", "mask_seed", "slices", "crop", "target",
             "padding", "coils", "map_sets", "allow_size_mismatch"),
-    "visibilities": ("fov", "npix", "data_terms", "selfcal", "flux", "sys_noise"),
+    "visibilities": ("fov", "npix", "data_terms", "selfcal", "flux", "sys_noise", "logcamp_noise"),
 }
 _KIND_WORDS = {"mri": "MRI k-space", "image": "masked images", "visibilities": "interferometric visibilities"}
 

@@ -24,7 +24,8 @@ KINDS = frozenset({"mri", "image", "visibilities"})
 KIND_WORDS = {"mri": "MRI k-space", "image": "masked images", "visibilities": "interferometric visibilities"}
 #: the command-line flag of each option
 OPTION_FLAGS = {"steps": "--steps", "lamda": "--lamda", "zeta": "--zeta", "samples": "--samples",
-                "data_terms": "--data-terms", "selfcal": "--selfcal", "flux": "--flux"}
+                "data_terms": "--data-terms", "selfcal": "--selfcal", "flux": "--flux",
+                "logcamp_noise": "--logcamp-noise"}
 
 
 def check_number(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = False,
@@ -83,7 +84,7 @@ class Method:
     #: True when it runs on measurements normalised to O(1) images (a relative λ)
     normalised: ClassVar[bool] = False
     #: options that are an error (not silently ignored) when given to a method that does not take them
-    _REFUSED: ClassVar[tuple[str, ...]] = ("zeta", "data_terms", "selfcal", "flux")
+    _REFUSED: ClassVar[tuple[str, ...]] = ("zeta", "data_terms", "selfcal", "flux", "logcamp_noise")
 
     @classmethod
     def takes(cls, option: str) -> bool:

@@ -135,7 +135,7 @@ class RML(Method):
 
     name = "rml"
     kinds = frozenset({"visibilities"})
-    options = frozenset({"steps", "data_terms", "selfcal", "flux"})
+    options = frozenset({"steps", "data_terms", "selfcal", "flux", "logcamp_noise"})
 
     data_terms: dict[str, float] | str | None = None
     reg_terms: dict[str, float] | str | None = None
@@ -160,7 +160,8 @@ class RML(Method):
         ``flux``: the compact flux in Jy, :mod:`ambient_imaging.interferometry.compact`)."""
         kw = cls.accepted(prior, **options)
         return rml_from_options(kw.get("data_terms") or "cphase,logcamp", selfcal=bool(kw.get("selfcal")),
-                                iters=kw.get("steps"), total_flux=kw.get("flux"))
+                                iters=kw.get("steps"), total_flux=kw.get("flux"),
+                                logcamp_noise=kw.get("logcamp_noise"))
 
     def __post_init__(self):
         self.data_terms = parse_data_terms(self.data_terms)
@@ -379,11 +380,14 @@ def fit_warnings(info: dict[str, Any], image: Tensor | None = None, limit: float
 
 def rml_from_options(data_terms: str | None = "cphase,logcamp", selfcal: bool = False, reg_terms: str | None = None,
                      iters: int | None = None, rounds: int | None = None, total_flux: float | None = None,
-                     prior_fwhm: float | None = None, avg_time: float | None = None) -> RML:
+                     prior_fwhm: float | None = None, avg_time: float | None = None,
+                     logcamp_noise: str | None = None) -> RML:
     """Build the :class:`RML` imager from CLI-style options (``--data-terms cphase,logcamp,amp:0.2``,
-    ``--selfcal``, ``--reg-terms mem:1,tv:0.3``, ...); ``None`` keeps a default."""
+    ``--selfcal``, ``--reg-terms mem:1,tv:0.3``, ``--logcamp-noise ehtim``, ...); ``None`` keeps a default."""
     kw: dict[str, Any] = {"data_terms": data_terms, "selfcal": bool(selfcal), "reg_terms": reg_terms,
                           "total_flux": total_flux, "prior_fwhm": prior_fwhm, "avg_time": avg_time}
+    if logcamp_noise is not None:
+        kw["logcamp_noise"] = str(logcamp_noise)
     if iters is not None:
         kw["iters"] = int(iters)
     if rounds is not None:
