@@ -54,6 +54,12 @@ def _table() -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
+@lru_cache(maxsize=8)
+def _torch_table(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """:func:`_table` as tensors, converted once per dtype and device (a fit evaluates the moments at every step)."""
+    return tuple(torch.as_tensor(v, dtype=dtype, device=device) for v in _table())
+
+
 def log_amplitude_moments(snr: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance of ``log(|V + n| / σ)`` for true SNRs ``snr = |V| / σ`` (any shape, ≥ 0).
 
@@ -61,7 +67,7 @@ def log_amplitude_moments(snr: Tensor) -> tuple[Tensor, Tensor]:
     :data:`RHO_MAX` (the expansion of the Rice moments: the mean's correction is ``O(ρ⁻⁴)``). Add ``log σ`` to the
     mean for the log amplitude itself.
     """
-    mean_t, var_t = (torch.as_tensor(v, dtype=snr.dtype, device=snr.device) for v in _table())
+    mean_t, var_t = _torch_table(snr.dtype, snr.device)
     x = (snr / _STEP).clamp(0.0, len(mean_t) - 1 - 1e-6)
     i = torch.nan_to_num(x.detach(), nan=0.0).floor().long()  # a NaN SNR gives NaN moments, not a bad index
     f = x - i

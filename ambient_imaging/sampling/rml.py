@@ -190,9 +190,9 @@ class RML(Method):
         x = x.clamp_min(float(x.max()) * 1e-10 + 1e-300)
         return positive_inverse(x, self.positivity)
 
-    def _likelihoods(self, y: Tensor, op, terms: dict, gains: StationGains | None, noise: str | None = None) -> dict:
+    def _likelihoods(self, y: Tensor, op, terms: dict, gains: StationGains | None) -> dict:
         return make_likelihoods(y, op, terms, gains, self.debias, self.avg_time, self.snrcut,
-                                logcamp=LOGCAMP_NOISE[noise or self.logcamp_noise])
+                                logcamp=LOGCAMP_NOISE[self.logcamp_noise])
 
     def _regulariser(self, x: Tensor, prior: Tensor, flux: float, pixel: float, res: float) -> Tensor:
         reg = x.new_zeros(x.shape[0])
@@ -289,9 +289,12 @@ class RML(Method):
                                  "(Visibilities.to_operator sets them)")
             slots = station_slots(op.stations, op.times)
         liks = self._likelihoods(y, op, terms, None)
-        # the first round fits ehtim's log closure amplitudes: from the Gaussian start the long baselines see
-        # ~0 flux, where the Rice mean is flat (no gradient to grow structure); later rounds fit the Rice model
-        first = self._likelihoods(y, op, terms, None, "ehtim") if self.logcamp_noise != "ehtim" else liks
+        # the first round fits ehtim's log closure amplitudes (on the same closure data): from the Gaussian start
+        # the long baselines see ~0 flux, where the Rice mean is flat (no gradient to grow structure); later rounds
+        # fit the Rice model
+        first = liks
+        if self.logcamp_noise != "ehtim" and "logcamp" in liks:
+            first = {**liks, "logcamp": LOGCAMP_NOISE["ehtim"](y, op, data=liks["logcamp"].data)}
         closure_terms = {k: v for k, v in terms.items() if k in ("cphase", "logcamp")}
         z = self._to_z(prior)
         wts = op.visibility_weights(y)[0] * 2.0  # 1/σ² per component
