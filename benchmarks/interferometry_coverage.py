@@ -116,23 +116,33 @@ def run(files: list[str], rules: list[str], npix: int, fov_uas: float, sys_noise
             for rule in rules:
                 for frac in sys_noise:
                     for spec in variants:
-                        row = _image(sim, rule, frac, npix, fov_uas, truth, rml_settings(spec))
+                        row = _image(sim, rule, frac, npix, fov_uas, img, truth, rml_settings(spec))
                         rows.append(row | {"file": Path(f).name, "case": j, "rml": spec})
                         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def _image(sim: Visibilities, rule: str, frac: float, npix: int, fov_uas: float, truth, rml: dict) -> dict:
-    """``reconstruct --avg-time RULE --sys-noise FRAC``'s closure RML on one simulated file, and its ring."""
-    vis = average_for_imaging(sim, rule)[0].with_fractional_noise(frac)
+def nxcorr(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two images at their best (circular) shift: 1 for equal images, up to a
+    shift (closures do not fix the position)."""
+    a, b = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
+    return float(np.fft.ifft2(np.fft.fft2(a) * np.conj(np.fft.fft2(b))).real.max() / a.size)
+
+
+def _image(sim: Visibilities, rule: str, frac: float, npix: int, fov_uas: float, img, truth, rml: dict) -> dict:
+    """``reconstruct --avg-time RULE --sys-noise FRAC``'s closure RML on one simulated file, its ring and its
+    fidelity to the true image ``img`` (ring metrics ``truth``)."""
+    vis = average_for_imaging(sim, rule, fov_rad=fov_uas * UAS)[0].with_fractional_noise(frac)
     y, op = vis.to_operator((npix, npix), fov=fov_uas * UAS)
     t0 = time.perf_counter()
     rec = RML(**rml)(y, op)
     m = ring_metrics(rec.mean[0, 0].numpy(), fov_uas * UAS / npix)
+    fidelity = nxcorr(rec.mean[0, 0].numpy(), np.asarray(img))
     return {"avg_time": rule, "sys_noise": frac, "n_vis": len(vis),
             "truth_diameter_uas": truth.ring_diameter_uas, "diameter_uas": m.ring_diameter_uas,
-            "depth": m.ring_depth, "radial_scatter": m.ring_radial_scatter,
+            "depth": m.ring_depth, "radial_scatter": m.ring_radial_scatter, "nxcorr": fidelity,
             "chi2_cphase": rec.info["chi2_cphase"][0], "chi2_logcamp": rec.info["chi2_logcamp"][0],
+            "logcamp_noise": rec.info["logcamp_noise"][0],
             "seconds": time.perf_counter() - t0}
 
 
@@ -146,16 +156,17 @@ def report(rows: list[dict], args) -> str:
                         + (f" + knot {c[5]:g}" if c[5] else "") for c in CASES[: args.cases])
              + "). Module docs say how they are observed.", "",
              "| --avg-time | --sys-noise | RML settings | mean ΔD µas | mean \\|ΔD\\| | max \\|ΔD\\| | depth | "
-             "radial scatter (max) | χ² cphase (max) | χ² logcamp (max) | visibilities | s per case |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "radial scatter (max) | nxcorr (min) | χ² cphase (max) | χ² logcamp (max) | visibilities | s per case |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rule, frac, spec in ((r, f, v) for r in args.avg_time for f in args.sys_noise for v in args.rml):
         r = [x for x in rows if x["avg_time"] == rule and x["sys_noise"] == frac and x["rml"] == spec]
         dd = np.array([x["diameter_uas"] - x["truth_diameter_uas"] for x in r])
-        keys = ("depth", "radial_scatter", "chi2_cphase", "chi2_logcamp", "n_vis", "seconds")
+        keys = ("depth", "radial_scatter", "nxcorr", "chi2_cphase", "chi2_logcamp", "n_vis", "seconds")
         col = {k: np.array([x[k] for x in r]) for k in keys}
         sc = col["radial_scatter"]
         lines.append(f"| {rule} | {frac:g} | {spec} | {dd.mean():+.1f} | {np.abs(dd).mean():.1f} | "
                      f"{np.abs(dd).max():.1f} | {col['depth'].mean():.2f} | {sc.mean():.2f} ({sc.max():.2f}) | "
+                     f"{col['nxcorr'].mean():.3f} ({col['nxcorr'].min():.3f}) | "
                      f"{col['chi2_cphase'].mean():.2f} ({col['chi2_cphase'].max():.2f}) | "
                      f"{col['chi2_logcamp'].mean():.2f} ({col['chi2_logcamp'].max():.2f}) | "
                      f"{col['n_vis'].mean():.0f} | {col['seconds'].mean():.1f} |")

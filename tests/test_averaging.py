@@ -12,6 +12,7 @@ from ambient_imaging.datasets.averaging import (
     coherent_average,
     parse_avg_time,
     scan_ids,
+    smearing_time,
 )
 from ambient_imaging.datasets.uvfits import Visibilities
 
@@ -67,6 +68,35 @@ def test_auto_leaves_records_whose_phase_wanders_and_says_why():
     assert coherence(vis, DEFAULT_AVG_S) < 0.95
     out, msg = average_for_imaging(vis, "auto")
     assert out is vis and "not phase-coherent" in msg
+
+
+def test_smearing_time_follows_earth_rotation():
+    vis = _records()  # |uv|_max = 1e9 * sqrt(1.25) (+ a little)
+    uv = float(np.hypot(vis.u, vis.v).max())
+    fov = 160e-6 / 206265  # 160 µas
+    expected = 1.0 / (2 * np.pi * 7.2921159e-5 * uv * fov / 2)
+    assert smearing_time(vis, fov) == pytest.approx(expected, rel=1e-6)
+    assert smearing_time(vis, fov, max_phase=0.5) == pytest.approx(expected / 2, rel=1e-6)
+    assert smearing_time(vis, 0.0) == float("inf")
+
+
+def test_auto_with_a_field_averages_whole_scans_when_the_field_allows():
+    vis = _records()  # 2 scans of 120 s: EHT-like 160-µas field on 1e9-λ baselines allows > 1000 s
+    out, msg = average_for_imaging(vis, "auto", fov_rad=160e-6 / 206265)
+    assert len(out) == 2 * 2 and "smearing limit" in msg
+    # a field so wide that 40 s would smear: segments of the smearing limit (floored at 30 s) instead
+    wide = 1.0 / (2 * np.pi * 7.2921159e-5 * 1.2e9 * 20.0 / 2) * 2  # fov for which T ≈ 20 s
+    out, msg = average_for_imaging(vis, "auto", fov_rad=wide)
+    assert len(out) == 2 * 2 * 4 and f"{DEFAULT_AVG_S:g} s" in msg
+
+
+def test_auto_falls_back_to_short_segments_when_phases_wander_over_scans():
+    vis = _records()
+    t = (vis.time - vis.time.min()) * 86400.0
+    vis.vis = vis.vis * np.exp(1j * 0.012 * t)  # the phase drifts 1.4 rad over a 120-s scan, 0.36 rad over 30 s
+    assert coherence(vis, None) < 0.95 <= coherence(vis, DEFAULT_AVG_S)
+    out, msg = average_for_imaging(vis, "auto", fov_rad=160e-6 / 206265)
+    assert len(out) == 2 * 2 * 4 and f"up to {DEFAULT_AVG_S:g} s" in msg
 
 
 def test_auto_leaves_long_records_alone():

@@ -191,7 +191,9 @@ def test_against_ehtim(tmp_path):
     # key by (integration order, station names)
     tg = {t: i for i, t in enumerate(sorted(set(np.round(obs.data["time"], 8))))}
     ours_t = {t: i for i, t in enumerate(sorted(set(cd.index.tri_time.tolist())))}
-    cp = obs.c_phases(mode="all", count="min", ang_unit="rad")
+    from ambient_imaging.interferometry import CP_UV_MIN
+
+    cp = obs.c_phases(mode="all", count="min", ang_unit="rad", uv_min=CP_UV_MIN)  # EHT's cp_uv_min
     theirs = {(tg[round(float(r["time"]), 8)], r["t1"], r["t2"], r["t3"]): (r["cphase"], r["sigmacp"]) for r in cp}
     n_match = 0
     for k in range(cd.cphase.numel()):
@@ -201,7 +203,7 @@ def test_against_ehtim(tmp_path):
             n_match += 1
             d = np.angle(np.exp(1j * (float(cd.cphase[k]) - theirs[key][0])))
             assert abs(d) < 1e-4 and float(cd.cphase_sigma[k]) == pytest.approx(theirs[key][1], rel=1e-4)
-    assert n_match >= 0.9 * cd.cphase.numel() > 0
+    assert n_match >= 0.9 * cd.cphase.numel() > 0 and n_match >= 0.9 * len(theirs)  # the same set both ways
     lc = obs.c_amplitudes(mode="all", count="min", ctype="logcamp", debias=True)
     theirs = {(tg[round(float(r["time"]), 8)], r["t1"], r["t2"], r["t3"], r["t4"]): (r["camp"], r["sigmaca"])
               for r in lc}
@@ -239,3 +241,23 @@ def test_perturbed_likelihoods_draw_data_from_their_noise_model(sims):
         assert chi2.shape == (k,) and new.n_data == lk.n_data
         if name in ("cphase", "logcamp"):
             assert abs(float(chi2.mean()) - float(lk.chi2(x)[0]) - 1.0) < 0.2, name  # + 1 from the added noise
+
+
+def test_closure_phases_leave_out_intra_site_triangles(sims):
+    """EHT's ``cp_uv_min``: triangles with an intra-site leg (ALMA–APEX, SMA–JCMT) are dropped when the data
+    also hold long baselines; ``cp_uv_min=None`` keeps them; arrays of short baselines only keep everything."""
+    from ambient_imaging.interferometry import CP_UV_MIN
+
+    y, op = sims[0].vis.to_operator((N, N), fov=FOV)
+    every = closure_data(y, op, cp_uv_min=None)
+    cut = closure_data(y, op)
+    short = (op.uv.norm(dim=-1) < CP_UV_MIN).reshape(-1)
+    assert short.any()
+    has_short = short[every.index.tri_rows].any(-1)
+    assert 0 < int(has_short.sum()) < has_short.numel()
+    assert cut.cphase.numel() == int((~has_short).sum())
+    assert not short[cut.index.tri_rows].any()
+    assert torch.equal(cut.logcamp, every.logcamp)  # log closure amplitudes keep every quadrangle
+    # VLA-like: every baseline is short, none is "intra-site": nothing is dropped
+    scaled = op.replace(uv=op.uv * 1e-4)
+    assert closure_data(y, scaled).cphase.numel() == every.cphase.numel()

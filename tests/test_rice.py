@@ -96,17 +96,30 @@ def test_rml_logcamp_noise_option_and_report():
     with pytest.raises(ValueError, match="logcamp_noise"):
         RML(logcamp_noise="gauss")
     with pytest.raises(ValueError, match="time bins"):
-        RML(avg_time=600.0)
+        RML(avg_time=600.0, logcamp_noise="rice")
     RML(avg_time=600.0, logcamp_noise="ehtim")
     sim, y, op = _thick_ring_at_low_snr()
-    rec = RML(rounds=2, iters=20)(y, op)
-    assert rec.info["logcamp_noise"] == "rice"
+    rec = RML(rounds=2, iters=20)(y, op)  # auto: these data's log closure amplitudes have median SNR < 3
+    assert rec.info["logcamp_noise"] == ["rice"]
     assert rec.info["chi2_fitted"] == [["chi2_cphase", "chi2_logcamp_rice"]]
     for key in ("chi2_cphase", "chi2_logcamp", "chi2_logcamp_rice"):
         assert math.isfinite(rec.info[key][0])
     for kw in ({"logcamp_noise": "ehtim"}, {"rounds": 1}):  # one round fits ehtim's statistic only
         rec = RML(**{"rounds": 2, "iters": 20, **kw})(y, op)
         assert rec.info["chi2_fitted"] == [["chi2_cphase", "chi2_logcamp"]]
+
+
+def test_auto_logcamp_noise_follows_the_closure_snr():
+    """``logcamp_noise="auto"``: the Rice model where the median log closure amplitude has SNR < 5, ehtim's
+    first-order statistic above (where the two agree and ehtim's is the field's convention)."""
+    from ambient_imaging.interferometry import closure_data
+    from ambient_imaging.sampling.rml import RICE_BELOW_SNR, resolve_logcamp_noise
+
+    _, y, op = _thick_ring_at_low_snr()
+    low = closure_data(y, op)
+    assert float((1 / low.logcamp_sigma).median()) < RICE_BELOW_SNR and resolve_logcamp_noise(low) == "rice"
+    high = closure_data(y, op.replace(noise_sigma=op.noise_sigma * 1e-3))
+    assert resolve_logcamp_noise(high) == "ehtim"
 
 
 def test_fit_warnings_judge_the_fitted_chi2s_only():
@@ -129,16 +142,18 @@ def test_cli_logcamp_noise(tmp_path):
 
     path = tmp_path / "ring.uvfits"
     simulate_eht((N, N), FOV, n_times=30, seed=2, path=path)
-    for noise, judged in ((None, "chi2_cphase,chi2_logcamp_rice"), ("ehtim", "chi2_cphase,chi2_logcamp")):
+    # 60-s records at high SNR: auto fits ehtim's statistic
+    for noise, judged, used in ((None, "chi2_cphase,chi2_logcamp", "ehtim"), ("rice", "chi2_cphase,chi2_logcamp_rice",
+                                "rice"), ("ehtim", "chi2_cphase,chi2_logcamp", "ehtim")):
         out = tmp_path / f"{noise}.fits"
         argv = ["reconstruct", "--data", str(path), "--sampler", "rml", "--fov", "160uas", "--npix", str(N),
                 "--steps", "30", "--out", str(out)] + (["--logcamp-noise", noise] if noise else [])
         assert main(argv) == 0
         m = json.loads(out.with_suffix(".metrics.json").read_text())
-        assert m["slices"][0]["chi2_fitted"] == judged and m["logcamp_noise"] == (noise or "rice")
+        assert m["slices"][0]["chi2_fitted"] == judged and m["logcamp_noise"] == used
     with pytest.raises(ValueError, match="--logcamp-noise applies to --sampler rml"):
         ReconstructOptions(method="zero-filled", logcamp_noise="ehtim").make(None)
-    with pytest.raises(ValueError, match="--logcamp-noise must be rice or ehtim"):
+    with pytest.raises(ValueError, match="--logcamp-noise must be auto, rice or ehtim"):
         ReconstructOptions(method="rml", logcamp_noise="gauss").validate()
 
 
@@ -146,8 +161,9 @@ def test_cli_logcamp_noise(tmp_path):
 def test_rice_fit_shrinks_thick_rings_less_than_ehtims():
     """The reason for the default, on a small scale: thick rings (deep nulls on long baselines) at low SNR come
     back small when the fit uses ehtim's statistic (it fills the nulls); the Rice model shrinks them less. Six
-    observations (three seeds, two integration times), mean |ΔD|: 2.4 µas (Rice) against 3.8 (ehtim) when
-    written; the benchmark: benchmarks/interferometry_coverage.py."""
+    observations (three seeds, two integration times; median log-closure-amplitude SNR 0.9–1.4), mean |ΔD|:
+    2.6 µas (Rice) against 3.1 (ehtim) since the closure phases leave out intra-site triangles (2.4 against 3.8
+    before); the benchmark: benchmarks/interferometry_coverage.py."""
     from ambient_imaging.metrics.ring import ring_metrics
 
     img = crescent((N, N), FOV / N, 40 * UAS, 0.45, 0.6, 0.6, 170.0)
@@ -161,4 +177,4 @@ def test_rice_fit_shrinks_thick_rings_less_than_ehtims():
             for noise in err:
                 rec = RML(logcamp_noise=noise)(y, op)
                 err[noise].append(abs(ring_metrics(rec.mean[0, 0], FOV / N).ring_diameter_uas - truth))
-    assert np.mean(err["rice"]) < np.mean(err["ehtim"]) - 0.7, err
+    assert np.mean(err["rice"]) < np.mean(err["ehtim"]) - 0.25, err

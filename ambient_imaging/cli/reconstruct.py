@@ -89,14 +89,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="RML: compact flux in Jy (e.g. 0.6 for M87 in 2017); intra-site baselines, which also see "
                         "extended emission, are rescaled to it (default: estimated from the shortest inter-site "
                         "amplitudes; docs/interferometry.md)")
-    r.add_argument("--logcamp-noise", default=None, choices=("rice", "ehtim"),
-                   help="RML: how the fit models the noise of log closure amplitudes: rice (default; right near "
-                        "visibility nulls) or ehtim (first-order sigmas of the measured amplitudes, as ehtim's "
-                        "imager); the reported chi2_logcamp is ehtim's either way (docs/interferometry.md)")
+    r.add_argument("--logcamp-noise", default=None, choices=("auto", "rice", "ehtim"),
+                   help="RML: noise model of log closure amplitudes: ehtim (first-order sigmas, as ehtim), rice "
+                        "(right near visibility nulls) or auto (default: rice when their median SNR < 5, else "
+                        "ehtim); the reported chi2_logcamp is ehtim's either way (docs/interferometry.md)")
     r.add_argument("--avg-time", default="auto", metavar="auto|none|scan|SECONDS",
-                   help="visibilities: coherent time averaging within scans before imaging (default auto: records "
-                        "shorter than 30 s are averaged to 30 s when their phases are coherent, as VLBI pipelines "
-                        "scan-average; the decision is printed and written to metrics.json)")
+                   help="visibilities: coherent time averaging within scans before imaging (default auto: within "
+                        "scans, in segments as long as the field allows without smearing, i.e. whole scans for "
+                        "EHT data as EHT's pipelines do, when the phases are coherent over them, else 30 s; the "
+                        "decision is printed and written to metrics.json)")
     r.add_argument("--sys-noise", type=float, default=0.0, metavar="FRACTION",
                    help="visibilities: add FRACTION x |V| in quadrature to every sigma after averaging, a budget for "
                         "non-closing systematic errors (EHT M87 pipelines: 0.01-0.02; default 0: the file's sigmas)")

@@ -10,6 +10,7 @@ Likelihood objects live in :mod:`ambient_imaging.sampling.likelihoods`, the RML 
 """
 
 from .closures import (
+    CP_UV_MIN,
     ClosureData,
     ClosureIndex,
     closure_data,
@@ -32,6 +33,7 @@ from .flux import (
 from .gains import StationGains, gain_products, random_station_gains, solve_gains, station_slots
 
 __all__ = [
+    "CP_UV_MIN",
     "ClosureIndex",
     "ClosureData",
     "closure_index",

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .compact import ZBL_UV_CUT, zero_baseline_rows
+
 __all__ = [
     "ClosureIndex",
     "ClosureData",
@@ -47,7 +49,14 @@ __all__ = [
     "debias_amplitudes",
     "integration_groups",
     "component_sigma",
+    "CP_UV_MIN",
 ]
+
+#: ehtim's ``cp_uv_min`` as EHT's M87 pipelines and their χ² evaluation set it (``uv_zblcut = 0.1e9``): closure
+#: phases of triangles with an intra-site leg (ALMA–APEX, SMA–JCMT) are left out. Such a triangle's phase is
+#: that of the co-located pair, ~0 for any compact source and measured at SNR ~100, so it constrains nothing
+#: in the image and its χ² measures only systematics (extended emission, smearing).
+CP_UV_MIN = ZBL_UV_CUT
 
 
 def integration_groups(times: np.ndarray | Tensor, time_tol: float = 1e-3) -> np.ndarray:
@@ -297,12 +306,15 @@ def closure_data(
     avg_time: float | None = None,
     time_tol: float = 1e-3,
     snrcut: float = 0.0,
+    cp_uv_min: float | None = CP_UV_MIN,
 ) -> ClosureData:
     """Closure phases and log closure amplitudes of measured visibilities ``y`` ``(1, M)``.
 
     ``op`` is an :class:`~ambient_imaging.operators.Interferometer` with ``stations`` and ``times``
     (e.g. from :meth:`ambient_imaging.datasets.Visibilities.to_operator`) and per-visibility noise.
     ``snrcut``: drop closure quantities whose ``1/σ`` is below it (ehtim's ``snrcut``).
+    ``cp_uv_min``: drop the triangles with an intra-site leg, shorter than this (wavelengths), when the data
+    also hold baselines ten times longer (:func:`~.compact.zero_baseline_rows`); ``None`` keeps them.
     """
     stations, times = getattr(op, "stations", None), getattr(op, "times", None)
     if stations is None or times is None:
@@ -314,6 +326,10 @@ def closure_data(
     if mask is None:
         raise ValueError("closure_data: the operator must hold one measurement (batch 1)")
     idx = closure_index(stations, times, mask.cpu(), time_tol=time_tol, avg_time=avg_time)
+    if cp_uv_min is not None:
+        short = zero_baseline_rows(op, cp_uv_min)[0].cpu()
+        if bool(short.any()):
+            idx = _subset(idx, ~short[idx.tri_rows].any(-1), None, avg_time)
     v = y.detach().to(torch.complex128).cpu()
     sig = component_sigma(op).cpu()[0:1].expand(1, v.shape[1])
     amp = v.abs()
@@ -346,10 +362,16 @@ def closure_data(
 def _cut(idx: ClosureIndex, psi, cp_sig, lc, lc_sig, snrcut: float, avg_time):
     keep_t = (1.0 / cp_sig) >= snrcut
     keep_q = (1.0 / lc_sig) >= snrcut
+    return _subset(idx, keep_t, keep_q, avg_time), psi[keep_t], cp_sig[keep_t], lc[keep_q], lc_sig[keep_q]
+
+
+def _subset(idx: ClosureIndex, keep_t: Tensor | None, keep_q: Tensor | None, avg_time) -> ClosureIndex:
+    """The triangles ``keep_t`` and quadrangles ``keep_q`` of ``idx`` (``None``: all), re-binned."""
+    keep_t = torch.ones(idx.tri_rows.shape[0], dtype=torch.bool) if keep_t is None else keep_t
+    keep_q = torch.ones(idx.quad_rows.shape[0], dtype=torch.bool) if keep_q is None else keep_q
     tri_bin, n_tb = _bins(idx.tri_stations[keep_t], idx.tri_time[keep_t], avg_time)
     quad_bin, n_qb = _bins(idx.quad_stations[keep_q], idx.quad_time[keep_q], avg_time)
-    new = ClosureIndex(
+    return ClosureIndex(
         idx.tri_rows[keep_t], idx.tri_conj[keep_t], idx.tri_stations[keep_t], idx.tri_time[keep_t],
         idx.quad_rows[keep_q], idx.quad_stations[keep_q], idx.quad_time[keep_q], tri_bin, quad_bin, n_tb, n_qb,
     )  # fmt: skip
-    return new, psi[keep_t], cp_sig[keep_t], lc[keep_q], lc_sig[keep_q]

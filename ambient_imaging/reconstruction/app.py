@@ -100,8 +100,8 @@ class ReconstructOptions:
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
         check_number("--sys-noise", self.sys_noise, maximum=0.999)
-        if self.logcamp_noise not in (None, "rice", "ehtim"):
-            raise ValueError(f"--logcamp-noise must be rice or ehtim, got {self.logcamp_noise!r}")
+        if self.logcamp_noise not in (None, "auto", "rice", "ehtim"):
+            raise ValueError(f"--logcamp-noise must be auto, rice or ehtim, got {self.logcamp_noise!r}")
         from ambient_imaging.datasets.averaging import parse_avg_time
 
         parse_avg_time(self.avg_time)
@@ -475,7 +475,7 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     from ambient_imaging.datasets.fits import sky_fits_header, write_sky_fits
     from ambient_imaging.datasets.uvfits import read_uvfits
 
-    obs, averaging = average_for_imaging(read_uvfits(f), opts.avg_time)
+    obs, averaging = average_for_imaging(read_uvfits(f), opts.avg_time, fov_rad=parse_angle(opts.fov))
     say(f"{f.name}: {averaging}")
     if opts.sys_noise:
         obs = obs.with_fractional_noise(opts.sys_noise)
@@ -512,10 +512,15 @@ def _visibility_file(f: Path, target: Path, prior: Any, method: Any, name: str, 
     summary = {"file": f.name, "method": name, "slices": [row], "warnings": r.warnings,
                "data_terms": opts.data_terms if method.takes("data_terms") else None,
                "selfcal": bool(opts.selfcal), "averaging": averaging, "sys_noise": float(opts.sys_noise),
-               "logcamp_noise": getattr(method, "logcamp_noise", None)}
+               "logcamp_noise": _resolved(r.info.get("logcamp_noise", getattr(method, "logcamp_noise", None)))}
     summary.update({k: v for k, v in r.metrics.items() if k.startswith(("chi2_", "ring_"))})
     write_metrics(target.with_suffix(".metrics.json"), summary)
     return [row]
+
+
+def _resolved(value: Any) -> Any:
+    """The fit's own choice (a one-item list per measurement from RML's info) as one value."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
 def _image_file(f: Path, target: Path, prior: Any, method: Any, name: str, opts: ReconstructOptions,
