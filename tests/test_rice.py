@@ -109,6 +109,13 @@ def test_rml_logcamp_noise_option_and_report():
         assert rec.info["chi2_fitted"] == [["chi2_cphase", "chi2_logcamp"]]
 
 
+def test_logcamp_noise_rules_are_auto_and_every_model():
+    from ambient_imaging.sampling.likelihoods import LOGCAMP_NOISE
+    from ambient_imaging.sampling.rml import LOGCAMP_NOISE_RULES
+
+    assert set(LOGCAMP_NOISE_RULES) == {"auto", *LOGCAMP_NOISE}
+
+
 def test_auto_logcamp_noise_follows_the_closure_snr():
     """``logcamp_noise="auto"``: the Rice model where the median log closure amplitude has SNR < 5, ehtim's
     first-order statistic above (where the two agree and ehtim's is the field's convention)."""

@@ -23,7 +23,7 @@ __all__ = ["add_parser"]
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sample``, ``reconstruct`` and ``evaluate``."""
     from ambient_imaging.operators import MASK_KINDS
-    from ambient_imaging.reconstruction import CLASSICAL, POSTERIOR, UNCONDITIONAL
+    from ambient_imaging.reconstruction import CLASSICAL, LOGCAMP_NOISE_RULES, POSTERIOR, UNCONDITIONAL
 
     p = subparsers.add_parser("sample", help="draw unconditional samples from a trained prior",
                               description="Draw unconditional samples from a prior; writes NetCDF and a PNG grid.")
@@ -89,7 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="RML: compact flux in Jy (e.g. 0.6 for M87 in 2017); intra-site baselines, which also see "
                         "extended emission, are rescaled to it (default: estimated from the shortest inter-site "
                         "amplitudes; docs/interferometry.md)")
-    r.add_argument("--logcamp-noise", default=None, choices=("auto", "rice", "ehtim"),
+    r.add_argument("--logcamp-noise", default=None, choices=LOGCAMP_NOISE_RULES,
                    help="RML: noise model of log closure amplitudes: ehtim (first-order sigmas, as ehtim), rice "
                         "(right near visibility nulls) or auto (default: rice when their median SNR < 5, else "
                         "ehtim); the reported chi2_logcamp is ehtim's either way (docs/interferometry.md)")

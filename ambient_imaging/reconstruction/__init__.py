@@ -20,6 +20,7 @@ from ambient_imaging.problems import (
     mri_problem,
     visibility_problem,
 )
+from ambient_imaging.sampling.rml import LOGCAMP_NOISE_RULES  # --logcamp-noise's choices, for the CLI
 
 from .app import ReconstructOptions, input_kind, mask_spec_for, parse_angle, parse_slices, reconstruct_path
 from .evaluate import collect_metrics, comparison_figure, sample_to_file, write_csv
@@ -53,6 +54,7 @@ __all__ = [
     "POSTERIOR",
     "CLASSICAL",
     "UNCONDITIONAL",
+    "LOGCAMP_NOISE_RULES",
     "ReconstructOptions",
     "reconstruct_path",
     "input_kind",

@@ -100,8 +100,11 @@ class ReconstructOptions:
         check_number("--acceleration", self.acceleration, minimum=1.0)
         check_number("--flux", self.flux, strict=True)
         check_number("--sys-noise", self.sys_noise, maximum=0.999)
-        if self.logcamp_noise not in (None, "auto", "rice", "ehtim"):
-            raise ValueError(f"--logcamp-noise must be auto, rice or ehtim, got {self.logcamp_noise!r}")
+        from ambient_imaging.sampling.rml import LOGCAMP_NOISE_RULES
+
+        if self.logcamp_noise is not None and self.logcamp_noise not in LOGCAMP_NOISE_RULES:
+            raise ValueError(f"--logcamp-noise must be {', '.join(LOGCAMP_NOISE_RULES[:-1])} or "
+                             f"{LOGCAMP_NOISE_RULES[-1]}, got {self.logcamp_noise!r}")
         from ambient_imaging.datasets.averaging import parse_avg_time
 
         parse_avg_time(self.avg_time)

@@ -55,9 +55,12 @@ from .likelihoods import LOGCAMP_NOISE, chi2_report, make_likelihoods, parse_dat
 from .method import Method
 
 __all__ = ["RML", "fit_warnings", "rml_from_options", "positive", "positive_inverse", "REGULARISERS", "CHI2_LIMIT",
-           "POSITIVITY", "RICE_BELOW_SNR", "resolve_logcamp_noise"]
+           "POSITIVITY", "RICE_BELOW_SNR", "LOGCAMP_NOISE_RULES", "resolve_logcamp_noise"]
 
 REGULARISERS = ("mem", "tv", "tsv", "l1", "flux", "centroid")
+#: ``logcamp_noise`` (``--logcamp-noise``): ``"auto"`` (:func:`resolve_logcamp_noise`) or a model of
+#: :data:`~.likelihoods.LOGCAMP_NOISE`
+LOGCAMP_NOISE_RULES = ("auto", "rice", "ehtim")
 CHI2_LIMIT = 10.0
 Z_MAX = 50.0
 #: chosen on simulated EHT 2017 crescents (docs/interferometry.md, "Choosing the regularisers"):
@@ -174,8 +177,8 @@ class RML(Method):
             raise ValueError(f"RML: selfcal must be False, True, 'phase' or 'amp+phase', got {self.selfcal!r}")
         if int(self.rounds) < 1 or int(self.iters) < 1:
             raise ValueError("RML: rounds and iters must be >= 1")
-        if self.logcamp_noise not in (*LOGCAMP_NOISE, "auto"):
-            raise ValueError(f"RML: logcamp_noise must be one of {[*sorted(LOGCAMP_NOISE), 'auto']}, "
+        if self.logcamp_noise not in LOGCAMP_NOISE_RULES:
+            raise ValueError(f"RML: logcamp_noise must be one of {list(LOGCAMP_NOISE_RULES)}, "
                              f"got {self.logcamp_noise!r}")
         if self.logcamp_noise == "rice" and self.avg_time is not None:
             raise ValueError("RML: the Rice model of log closure amplitudes works per integration: with closure time "
@@ -296,14 +299,12 @@ class RML(Method):
         if noise == "auto":
             noise = resolve_logcamp_noise(liks["logcamp"].data) if "logcamp" in liks and self.avg_time is None \
                 else "ehtim"
-        if noise != "ehtim" and "logcamp" in liks:
-            liks = {**liks, "logcamp": LOGCAMP_NOISE[noise](y, op, data=liks["logcamp"].data)}
-        # the first round fits ehtim's log closure amplitudes (on the same closure data): from the Gaussian start
+        # the first round fits ehtim's log closure amplitudes (the likelihoods just built): from the Gaussian start
         # the long baselines see ~0 flux, where the Rice mean is flat (no gradient to grow structure); later rounds
-        # fit the Rice model
+        # fit the Rice model on the same closure data
         first = liks
         if noise != "ehtim" and "logcamp" in liks:
-            first = {**liks, "logcamp": LOGCAMP_NOISE["ehtim"](y, op, data=liks["logcamp"].data)}
+            liks = {**liks, "logcamp": LOGCAMP_NOISE[noise](y, op, data=liks["logcamp"].data)}
         closure_terms = {k: v for k, v in terms.items() if k in ("cphase", "logcamp")}
         z = self._to_z(prior)
         wts = op.visibility_weights(y)[0] * 2.0  # 1/σ² per component
